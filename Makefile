@@ -1,0 +1,39 @@
+# The two commands: `make run` (portal + worker + beat + demo data) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint check bench clean
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+# A development .env with fresh random keys, written once and never committed.
+.env:
+	$(PY) -c "import secrets; print('DJANGO_DEBUG=true'); print('SECRET_KEY=' + secrets.token_urlsafe(50)); print('CRYPTOGRAPHY_KEY=' + secrets.token_urlsafe(32))" > .env
+	@echo "Wrote .env with fresh development keys (see .env.example for every setting)."
+
+run: $(STAMP) .env
+	mkdir -p var
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py sync_roles
+	$(PY) manage.py seed_demo
+	$(VENV)/bin/honcho start -f Procfile.dev
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check: $(STAMP)
+	$(PY) -m pytest -q tests/test_deploy_check.py
+
+clean:
+	rm -rf var staticfiles

@@ -1,0 +1,79 @@
+"""The Celery application and the one place where periodic schedules are declared."""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assyst.settings")
+
+app = Celery("assyst")
+
+
+def _configure(app: Celery) -> None:
+    from django.conf import settings
+
+    broker_url = settings.CELERY_BROKER_URL
+    options: dict = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    extra: dict = {}
+    if broker_url.startswith("filesystem://"):
+        # Embedded default: one folder on disk is the queue, shared by web, worker and beat.
+        folder = settings.CELERY_BROKER_DIR
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+        # The filesystem transport has no fan-out: no remote control, gossip or mingle.
+        extra["worker_enable_remote_control"] = False
+    elif broker_url.startswith("rediss://"):
+        cert_reqs = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+        extra["broker_use_ssl"] = {"ssl_cert_reqs": cert_reqs[settings.REDIS_SSL_CERT_REQS]}
+
+    app.conf.update(
+        broker_url=broker_url,
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        task_ignore_result=True,
+        result_backend=None,
+        # Safe defaults for every task; idempotent tasks opt in to acks_late themselves.
+        task_acks_late=False,
+        task_reject_on_worker_lost=False,
+        task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        beat_schedule=BEAT_SCHEDULE,
+        beat_schedule_filename=settings.CELERY_BEAT_SCHEDULE_FILE,
+        **extra,
+    )
+
+
+# Every periodic task of the portal, each with the reason it runs at that rate.
+# Deadlines are rows in the database scanned by these tasks, never long ETAs.
+BEAT_SCHEDULE: dict[str, dict] = {
+    "heartbeat": {
+        # Evidence that worker and beat are alive; /healthz reports the last one.
+        "task": "governance.core.tasks.heartbeat",
+        "schedule": 60.0,
+    },
+    "verify-audit-chain": {
+        # Daily proof that the audit trail is unbroken (C25), kept as a job run.
+        "task": "governance.audit.tasks.verify_audit_chain",
+        "schedule": crontab(hour=3, minute=17),
+    },
+}
+
+_configure(app)
+app.autodiscover_tasks()

@@ -1,0 +1,12 @@
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from assyst.admin_site import site
+from governance.core.views import healthz
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
+    path("admin/", site.urls),
+    path("portal/", include("governance.portal.urls")),
+    path("healthz", healthz, name="healthz"),
+]

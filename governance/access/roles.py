@@ -1,0 +1,129 @@
+"""Staff roles (C25): Django groups defined here in code and synced idempotently.
+
+Each role lists exactly the model permissions it needs (least privilege). No role
+holds guardian's own object-permission permissions: object permissions on customer
+data are given only by the support-access workflow, never by hand in the admin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    description: str
+    permissions: tuple[str, ...]  # "app_label.codename"
+
+
+SECURITY_OFFICER = "Security officer"
+SUPPORT_ENGINEER = "Support engineer"
+INCIDENT_MANAGER = "Incident manager"
+RISK_OWNER = "Risk owner"
+DATA_PROTECTION_OFFICER = "Data protection officer"
+AUDITOR = "Auditor"
+
+# Apps whose every model an auditor may view (read-only evidence).
+AUDITED_APPS = ("tenancy", "access", "audit", "core", "incidents", "auth", "otp_totp")
+
+ROLES: tuple[Role, ...] = (
+    Role(
+        SECURITY_OFFICER,
+        "Runs the security programme: organisations, staff accounts, roles, evidence.",
+        (
+            "tenancy.view_organisation",
+            "tenancy.add_organisation",
+            "tenancy.change_organisation",
+            "tenancy.view_contact_details",
+            "tenancy.view_membership",
+            "tenancy.add_membership",
+            "tenancy.change_membership",
+            "tenancy.delete_membership",
+            "access.view_user",
+            "access.add_user",
+            "access.change_user",
+            "auth.view_group",
+            "audit.view_auditevent",
+            "core.view_jobrun",
+        ),
+    ),
+    Role(
+        SUPPORT_ENGINEER,
+        "Answers support tickets; sees customer data only through an approved grant (C02-C04).",
+        ("tenancy.view_organisation",),
+    ),
+    Role(
+        INCIDENT_MANAGER,
+        "Runs incidents and breach notices.",
+        ("tenancy.view_organisation", "core.view_jobrun"),
+    ),
+    Role(
+        RISK_OWNER,
+        "Owns risks, controls and continuity plans.",
+        ("tenancy.view_organisation",),
+    ),
+    Role(
+        DATA_PROTECTION_OFFICER,
+        "Oversees personal data, breach notices and legal requests.",
+        (
+            "tenancy.view_organisation",
+            "tenancy.view_contact_details",
+            "audit.view_auditevent",
+            "core.view_jobrun",
+        ),
+    ),
+    Role(AUDITOR, "Reads everything needed as evidence; changes nothing.", ()),
+)
+
+ROLE_NAMES = tuple(r.name for r in ROLES)
+
+
+def _resolve(perms: tuple[str, ...]) -> list[Permission]:
+    wanted = {tuple(p.split(".", 1)) for p in perms}
+    found = {
+        (p.content_type.app_label, p.codename): p
+        for p in Permission.objects.select_related("content_type").filter(codename__in=[c for _, c in wanted])
+    }
+    missing = wanted - set(found)
+    if missing:
+        raise LookupError(f"Unknown permissions in role definitions: {sorted('.'.join(m) for m in missing)}")
+    return [found[w] for w in sorted(wanted)]
+
+
+def _auditor_permissions() -> list[Permission]:
+    return list(
+        Permission.objects.filter(content_type__app_label__in=AUDITED_APPS, codename__startswith="view_").exclude(
+            # Customer personal data is never part of a role, however read-only.
+            codename__in=["view_customer_data", "view_contact_details"]
+        )
+    )
+
+
+@transaction.atomic
+def roles_sync() -> dict[str, int]:
+    """Create or update every role group so its permissions are exactly the declared ones."""
+    result = {}
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role.name)
+        perms = _auditor_permissions() if role.name == AUDITOR else _resolve(role.permissions)
+        current = set(group.permissions.values_list("pk", flat=True))
+        target = {p.pk for p in perms}
+        if current != target:
+            # Through the m2m API so the change lands in the audit trail.
+            group.permissions.remove(*(current - target))
+            group.permissions.add(*(target - current))
+        result[role.name] = len(target)
+    return result
+
+
+def sync_roles_after_migrate(sender, **kwargs) -> None:
+    """post_migrate receiver: sync once, after the last app's permissions exist."""
+    from django.apps import apps
+
+    # Django signals only apps that have a models module, in INSTALLED_APPS order.
+    if sender is [a for a in apps.get_app_configs() if a.models_module is not None][-1]:
+        roles_sync()

@@ -1,0 +1,27 @@
+from django.contrib import admin
+
+from assyst.admin_site import site
+from governance.core.models import JobRun
+
+
+@admin.register(JobRun, site=site)
+class JobRunAdmin(admin.ModelAdmin):
+    """Evidence that periodic jobs ran: read-only."""
+
+    list_display = ("task", "started_at", "finished_at", "outcome", "counts", "worker")
+    list_filter = ("outcome", "task")
+    date_hierarchy = "started_at"
+    list_per_page = 100
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django_scopes import scope, scopes_disabled
+
+
+class TenantScopeMiddleware:
+    """Activates the tenant scope for the whole request (C09).
+
+    * A customer (a user with a membership) gets `scope(organisation=<their org>)`:
+      every scoped manager then filters to that organisation, whatever a view asks.
+    * Active staff get scopes disabled: they work across organisations, and their
+      access to customer data is governed by object permissions instead (C02).
+    * Anyone else gets no scope: any query on a scoped model raises ScopeError, so a
+      public view cannot read tenant data by accident.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        request.organisation = None
+        if user.is_authenticated and user.is_active:
+            membership = getattr(user, "membership", None)
+            if membership is not None:
+                request.organisation = membership.organisation
+                with scope(organisation=membership.organisation):
+                    return self.get_response(request)
+            if user.is_staff:
+                with scopes_disabled():
+                    return self.get_response(request)
+        return self.get_response(request)

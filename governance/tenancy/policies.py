@@ -1,0 +1,46 @@
+"""Who may see what of an organisation: the one permission policy for tenant data (C02, C09).
+
+Wraps django-guardian. Model-level permissions never grant customer data: object
+permissions are checked with `accept_global_perms=False`, and only an object
+permission on the organisation (given by an active support grant) opens it.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from guardian.core import ObjectPermissionChecker
+from guardian.shortcuts import get_objects_for_user
+
+from governance.tenancy.models import Organisation
+
+VIEW_CUSTOMER_DATA = "tenancy.view_customer_data"
+VIEW_CONTACT_DETAILS = "tenancy.view_contact_details"
+
+
+def member_organisation_id(user) -> int | None:
+    membership = getattr(user, "membership", None)
+    return membership.organisation_id if membership is not None else None
+
+
+def can_view_customer_data(user, organisation: Organisation) -> bool:
+    """Customer members see their own organisation; staff only with an object permission."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    org_id = member_organisation_id(user)
+    if org_id is not None:
+        return org_id == organisation.pk
+    return ObjectPermissionChecker(user).has_perm("view_customer_data", organisation)
+
+
+def can_view_contact_details(user, organisation: Organisation) -> bool:
+    """Primary contact: needed by the security officer and DPO for notices, and by grant holders."""
+    return (user.is_active and user.has_perm(VIEW_CONTACT_DETAILS)) or can_view_customer_data(user, organisation)
+
+
+def organisations_with_customer_data(user, queryset: QuerySet[Organisation] | None = None) -> QuerySet[Organisation]:
+    """Organisations whose customer data the (staff) user may view; never via global perms."""
+    queryset = queryset if queryset is not None else Organisation.objects.all()
+    org_id = member_organisation_id(user)
+    if org_id is not None:
+        return queryset.filter(pk=org_id)
+    return get_objects_for_user(user, VIEW_CUSTOMER_DATA, klass=queryset, accept_global_perms=False)

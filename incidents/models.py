@@ -1,0 +1,1 @@
+"""Incidents, affected organisations, deadlines and notifications arrive with their issue."""

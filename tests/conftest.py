@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from django_scopes import scopes_disabled
+
+from tests.factories import MembershipFactory, OrganisationFactory, StaffFactory
+
+
+def pytest_configure(config) -> None:
+    # Production settings run in tests, except the hashed-static manifest (needs collectstatic).
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_AUTOREFRESH = True
+    # In CI, tests that need PostgreSQL or Redis must run against them, never fall back.
+    if os.environ.get("CI_REQUIRE_SERVICES"):
+        assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql", "CI must use PostgreSQL"
+        assert settings.CELERY_BROKER_URL.startswith("redis"), "CI must use Redis"
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashers_and_no_scope(settings):
+    """Fast hasher in tests (the Argon2 test sets its own); code outside requests runs
+    like a management command or task, with tenant scopes disabled."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+    with scopes_disabled():
+        yield
+
+
+@pytest.fixture
+def org_a():
+    return OrganisationFactory(name="Org A", slug="org-a")
+
+
+@pytest.fixture
+def org_b():
+    return OrganisationFactory(name="Org B", slug="org-b")
+
+
+@pytest.fixture
+def customer_a(org_a):
+    return MembershipFactory(organisation=org_a).user
+
+
+@pytest.fixture
+def customer_b(org_b):
+    return MembershipFactory(organisation=org_b).user
+
+
+@pytest.fixture
+def staff_factory():
+    return StaffFactory
