@@ -53,7 +53,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin.apps.SimpleAdminConfig",
+    "django.contrib.admin",  # autodiscovers admin modules; our OTP site is assyst.admin_site.site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -168,6 +168,7 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 )
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = env.bool("AXES_VERBOSE", default=False)
 
 # django-otp: TOTP issuer shown in authenticator apps.
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Assyst governance portal")

@@ -27,7 +27,8 @@ class TenantScopeMiddleware:
             membership = getattr(user, "membership", None)
             if membership is not None:
                 request.organisation = membership.organisation
-                with scope(organisation=membership.organisation):
+                # The id, not the instance: it must filter both `pk` and `organisation` lookups.
+                with scope(organisation=membership.organisation_id):
                     return self.get_response(request)
             if user.is_staff:
                 with scopes_disabled():
