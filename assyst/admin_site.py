@@ -1,12 +1,32 @@
 """The staff admin: Django admin behind a second factor (django-otp TOTP)."""
 
-from django_otp.admin import OTPAdminSite
+from django_otp import devices_for_user
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+
+class StaffLoginForm(OTPAdminAuthenticationForm):
+    """Username, password and TOTP code on one form.
+
+    django-otp 1.7 insists on an explicit device choice, which the admin form only
+    offers after a failed first submit. A staff member with exactly one confirmed
+    device (the usual case) gets that device; with several, the choice stays theirs.
+    """
+
+    def _chosen_device(self, user):
+        device = super()._chosen_device(user)
+        if device is None and not self.cleaned_data.get("otp_device"):
+            devices = list(devices_for_user(user, confirmed=True, for_verify=True))
+            if len(devices) == 1:
+                device = devices[0]
+        return device
 
 
 class StaffAdminSite(OTPAdminSite):
     site_header = "Assyst governance portal"
     site_title = "Assyst staff"
     index_title = "Staff administration"
+    login_form = StaffLoginForm
+    site_url = None  # the customer portal is not for staff accounts
 
 
 site = StaffAdminSite(name="admin")
