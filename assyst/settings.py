@@ -119,7 +119,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Worker, beat and web share one file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     _sslmode = env.str("DATABASE_SSLMODE", default="")
@@ -162,16 +161,27 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+# AXES_PROXY_COUNT is the number of reverse proxies in front of the app. ipware's
+# proxy_count counts only the proxies listed inside X-Forwarded-For; the nearest proxy
+# is REMOTE_ADDR and never in the header, hence the -1. (Passing the count unchanged made
+# ipware return no IP for a normal request and the attacker's forged entry otherwise.)
+_axes_proxy_count = env.int("AXES_PROXY_COUNT", default=0)
+AXES_IPWARE_PROXY_COUNT = _axes_proxy_count - 1 if _axes_proxy_count > 0 else None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if _axes_proxy_count > 0 else ("REMOTE_ADDR",)
 )
+# Take the address our outermost proxy appended even when the client sent its own
+# X-Forwarded-For (strict mode would then fall back to the proxy's REMOTE_ADDR).
+IPWARE_STRICT = False
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_VERBOSE = env.bool("AXES_VERBOSE", default=False)
 
 # django-otp: TOTP issuer shown in authenticator apps.
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Assyst governance portal")
+# Seeds never show in the admin (its QR/config pages would hand one staff member's second
+# factor to anyone who may view devices); `manage.py totp_enrol` prints them once instead.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Security (C07) -------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -28,7 +28,7 @@ DATA_PROTECTION_OFFICER = "Data protection officer"
 AUDITOR = "Auditor"
 
 # Apps whose every model an auditor may view (read-only evidence).
-AUDITED_APPS = ("tenancy", "access", "audit", "core", "incidents", "auth", "otp_totp")
+AUDITED_APPS = ("tenancy", "access", "audit", "core", "incidents", "auth", "otp_totp", "axes")
 
 ROLES: tuple[Role, ...] = (
     Role(
@@ -49,6 +49,10 @@ ROLES: tuple[Role, ...] = (
             "auth.view_group",
             "audit.view_auditevent",
             "core.view_jobrun",
+            "axes.view_accessattempt",
+            "axes.delete_accessattempt",
+            "otp_totp.view_totpdevice",
+            "otp_totp.delete_totpdevice",
         ),
     ),
     Role(

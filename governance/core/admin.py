@@ -1,4 +1,8 @@
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assyst.admin_site import site
 from governance.core.models import JobRun
@@ -24,4 +28,20 @@ class JobRunAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# Login lockouts (C10): staff unlock a username+IP pair by deleting its attempt record.
+site.register(AccessAttempt, AccessAttemptAdmin)
+
+
+@admin.register(TOTPDevice, site=site)
+class StaffTOTPDeviceAdmin(TOTPDeviceAdmin):
+    """Second-factor devices: listed and revocable; seeds are never shown in the admin
+    (OTP_ADMIN_HIDE_SENSITIVE_DATA). New devices come from `manage.py totp_enrol`."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
