@@ -10,10 +10,13 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
     django-otp 1.7 insists on an explicit device choice, which the admin form only
     offers after a failed first submit. A staff member with exactly one confirmed
     device (the usual case) gets that device; with several, the choice stays theirs.
+    Unconfirmed devices are never accepted.
     """
 
     def _chosen_device(self, user):
         device = super()._chosen_device(user)
+        if device is not None and not getattr(device, "confirmed", False):
+            device = None  # django-otp would accept a token from an unconfirmed device
         if device is None and not self.cleaned_data.get("otp_device"):
             devices = list(devices_for_user(user, confirmed=True, for_verify=True))
             if len(devices) == 1:

@@ -180,3 +180,10 @@ def test_verified_staff_session_reaches_the_admin(staff, device):
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     assert client.get(ADMIN).status_code == 200
+
+
+def test_an_unconfirmed_device_is_never_accepted(staff, device):
+    pending = TOTPDevice.objects.create(user=staff, name="pending", confirmed=False)
+    client = Client()
+    _admin_login(client, staff, device=pending, token=_token(pending))
+    _assert_kept_out(client)
