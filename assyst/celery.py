@@ -22,12 +22,14 @@ def _configure(app: Celery) -> None:
     if broker_url.startswith("filesystem://"):
         # Embedded default: one folder on disk is the queue, shared by web, worker and beat.
         folder = settings.CELERY_BROKER_DIR
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         options = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            # Exchange bindings; kombu's default is "control" in the working directory.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
         # The filesystem transport has no fan-out: no remote control, gossip or mingle.

@@ -18,10 +18,16 @@ def _check_database() -> str:
         return f"error: {type(exc).__name__}"
 
 
+# A probe must answer fast: without socket timeouts a broker that accepts the connection
+# but never replies blocks the request forever, and kombu sleeps 2 s before any retry.
+BROKER_CHECK_TIMEOUT = 2.0
+
+
 def _check_broker() -> str:
+    timeouts = {"socket_connect_timeout": BROKER_CHECK_TIMEOUT, "socket_timeout": BROKER_CHECK_TIMEOUT}
     try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+        with celery_app.connection_for_write(transport_options=timeouts) as conn:
+            conn.ensure_connection(max_retries=0)
         return "ok"
     except Exception as exc:  # noqa: BLE001
         return f"error: {type(exc).__name__}"
