@@ -4,9 +4,11 @@ import os
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django_scopes import scopes_disabled
 
 from tests.factories import MembershipFactory, OrganisationFactory, StaffFactory
+from tests.helpers import audit_triggers_bypassed
 
 
 def pytest_configure(config) -> None:
@@ -29,6 +31,30 @@ def _fast_hashers_and_no_scope(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
     with scopes_disabled():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _audit_table_emptied_after_transactional_tests(request):
+    """Lets a transactional test's flush succeed.
+
+    Migrating the test database already writes audit events (the role sync), and the
+    append-only triggers refuse the DELETE/TRUNCATE that flushing a non-empty table
+    needs. This teardown runs before pytest-django's flush (it depends on
+    transactional_db), so the table is empty by then; the flush's post_migrate role
+    sync writes the events again.
+    """
+    if "transactional_db" not in request.fixturenames and not _wants_transaction(request):
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    yield
+    with audit_triggers_bypassed(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent")
+
+
+def _wants_transaction(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ logins, permission changes and admin actions, and read-only in the admin."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from importlib import import_module
 from io import StringIO
 
 import pytest
@@ -24,35 +22,9 @@ from governance.audit.services import audit_chain_verify, audit_record
 from governance.audit.tasks import verify_audit_chain
 from governance.core.models import JobRun
 from tests.factories import PASSWORD, StaffFactory, UserFactory
+from tests.helpers import audit_triggers_bypassed
 
 pytestmark = [pytest.mark.django_db, pytest.mark.commitment("C25")]
-
-_TRIGGERS = import_module("governance.audit.migrations.0002_append_only_triggers")
-
-
-@contextmanager
-def audit_triggers_bypassed():
-    """Play the attacker with direct database access: switch the append-only triggers off.
-
-    PostgreSQL: the table owner may disable them (why production needs a separate owner
-    role). SQLite: drop and recreate them, with the migration's own SQL. Inside a test
-    transaction both are rolled back anyway.
-    """
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
-        else:
-            cursor.execute("DROP TRIGGER audit_auditevent_no_update")
-            cursor.execute("DROP TRIGGER audit_auditevent_no_delete")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
-            else:
-                for sql in _TRIGGERS.SQLITE_FORWARD:
-                    cursor.execute(sql)
 
 
 def _three_events(org_a) -> list[AuditEvent]:
@@ -175,14 +147,19 @@ def test_triggers_are_back_after_a_bypass(org_a):
         AuditEvent.objects.filter(pk=event.pk).update(action="test.forged")
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="TRUNCATE trigger exists on PostgreSQL only")
-def test_truncate_of_the_audit_table_is_refused_on_postgresql(org_a):
+def test_wiping_the_audit_table_is_refused(org_a):
+    """PostgreSQL: TRUNCATE (a statement trigger); SQLite has no TRUNCATE, its bulk
+    wipe is an unqualified DELETE, refused by the row trigger."""
     _three_events(org_a)
     count = AuditEvent.objects.count()
+    if connection.vendor == "postgresql":
+        sql, message = "TRUNCATE audit_auditevent", "append-only: TRUNCATE refused"
+    else:
+        sql, message = "DELETE FROM audit_auditevent", "append-only: DELETE refused"
 
-    with pytest.raises(DatabaseError, match="append-only: TRUNCATE refused"), transaction.atomic():
+    with pytest.raises(DatabaseError, match=message), transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE audit_auditevent")
+            cursor.execute(sql)
 
     assert AuditEvent.objects.count() == count
 

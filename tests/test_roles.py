@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.commitment("C25")
 def test_sync_roles_is_idempotent_and_restores_drift(capsys):
     call_command("sync_roles")
-    before = {g.name: set(g.permissions.values_list("pk", flat=True)) for g in Group.objects.filter(name__in=ROLE_NAMES)}
+    before = {
+        g.name: set(g.permissions.values_list("pk", flat=True)) for g in Group.objects.filter(name__in=ROLE_NAMES)
+    }
     support = Group.objects.get(name=SUPPORT_ENGINEER)
     support.permissions.add(Permission.objects.get(codename="delete_organisation"))  # drift by hand
     call_command("sync_roles")
@@ -57,7 +59,9 @@ def test_auditor_can_view_but_change_nothing_in_the_admin(staff_factory, org_a):
     assert client.get(reverse("admin:tenancy_organisation_add")).status_code == 403
     response = client.post(change_url, {"name": "Renamed", "slug": org_a.slug, "status": "active"})
     assert response.status_code == 403
-    assert client.post(reverse("admin:tenancy_organisation_delete", args=[org_a.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        client.post(reverse("admin:tenancy_organisation_delete", args=[org_a.pk]), {"post": "yes"}).status_code == 403
+    )
     org_a.refresh_from_db()
     assert org_a.name == "Org A"
 

@@ -70,6 +70,7 @@ def test_missing_and_forbidden_look_the_same(client, customer_a, org_b):
     forbidden = client.get(reverse("portal:member_detail", kwargs={"pk": foreign.pk}))
     missing = client.get(reverse("portal:member_detail", kwargs={"pk": foreign.pk + 10_000}))
     assert forbidden.status_code == missing.status_code == 404
+
     def strip_csrf(body: bytes) -> str:
         return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", body.decode())
 
