@@ -99,7 +99,8 @@ def test_daily_verification_job_records_a_break_as_a_failed_run(org_a):
     verify_audit_chain()
     ok = JobRun.objects.get(task="governance.audit.tasks.verify_audit_chain")
     assert ok.outcome == JobRun.Outcome.SUCCESS
-    assert ok.counts == {"verified": AuditEvent.objects.count()}
+    head = AuditEvent.objects.latest("id")
+    assert ok.counts == {"verified": AuditEvent.objects.count(), "head_id": head.pk, "head_hash": head.hash}
 
     _first, second, _third = _three_events(org_a)
     with audit_triggers_bypassed():
@@ -162,6 +163,25 @@ def test_wiping_the_audit_table_is_refused(org_a):
             cursor.execute(sql)
 
     assert AuditEvent.objects.count() == count
+
+
+def test_removing_the_newest_events_is_caught_by_the_next_verification(org_a):
+    """The chain cannot show a cut-off tail; the head kept by the last verification can."""
+    _three_events(org_a)
+    verify_audit_chain.run()
+    head = AuditEvent.objects.latest("id")
+    ok_run = JobRun.objects.filter(task="governance.audit.tasks.verify_audit_chain").latest("started_at")
+    assert ok_run.outcome == JobRun.Outcome.SUCCESS
+    assert ok_run.counts["head_id"] == head.pk and ok_run.counts["head_hash"] == head.hash
+
+    with audit_triggers_bypassed():
+        AuditEvent.objects.filter(pk=head.pk).delete()
+    assert audit_chain_verify() == (AuditEvent.objects.count(), None)  # the chain alone looks fine
+
+    with pytest.raises(CommandError, match=f"#{head.pk}.*truncated"):
+        call_command("verify_audit_chain")
+    with pytest.raises(RuntimeError, match="truncated"):
+        verify_audit_chain.run()
 
 
 # --- What gets recorded --------------------------------------------------------------

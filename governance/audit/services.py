@@ -80,8 +80,31 @@ def _iter_chain(batch_size: int = 2000) -> Iterator[AuditEvent]:
         last_id = batch[-1].id
 
 
-def audit_chain_verify() -> tuple[int, ChainBreak | None]:
-    """Walk the chain in id order; return (events checked, first break or None)."""
+@dataclass(frozen=True)
+class ChainAnchor:
+    """The head of the chain as seen by an earlier verification (kept in its job run)."""
+
+    event_id: int
+    hash: str
+
+
+def audit_chain_head() -> ChainAnchor | None:
+    head = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+    return ChainAnchor(*head) if head else None
+
+
+def audit_chain_verify(anchor: ChainAnchor | None = None) -> tuple[int, ChainBreak | None]:
+    """Walk the chain in id order; return (events checked, first break or None).
+
+    The chain alone cannot show that its newest events were removed; `anchor`, the head
+    recorded by the previous verification, must still be there, unchanged.
+    """
+    if anchor is not None:
+        still = AuditEvent.objects.filter(pk=anchor.event_id).values_list("hash", flat=True).first()
+        if still != anchor.hash:
+            return 0, ChainBreak(
+                anchor.event_id, "the head recorded by the previous verification is missing or changed (truncated)"
+            )
     expected_prev = GENESIS_HASH
     checked = 0
     for event in _iter_chain():
