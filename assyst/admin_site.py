@@ -31,5 +31,9 @@ class StaffAdminSite(OTPAdminSite):
     login_form = StaffLoginForm
     site_url = None  # the customer portal is not for staff accounts
 
+    def has_permission(self, request) -> bool:
+        # Customer accounts never use the staff admin, even if someone ticks "staff status".
+        return super().has_permission(request) and getattr(request, "organisation", None) is None
+
 
 site = StaffAdminSite(name="admin")

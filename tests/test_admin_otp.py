@@ -187,3 +187,22 @@ def test_an_unconfirmed_device_is_never_accepted(staff, device):
     client = Client()
     _admin_login(client, staff, device=pending, token=_token(pending))
     _assert_kept_out(client)
+
+
+def test_a_customer_marked_staff_by_mistake_still_cannot_use_the_admin():
+    member = MembershipFactory()
+    member.user.is_staff = True
+    member.user.save(update_fields=["is_staff"])
+    device = TOTPDevice.objects.create(user=member.user, name="phone", confirmed=True)
+    client = Client()
+    _admin_login(client, member.user, device=device, token=_token(device))
+    _assert_kept_out(client)
+
+
+def test_staff_cannot_be_made_members_of_an_organisation(org_a):
+    from django.core.exceptions import ValidationError
+
+    from governance.tenancy.models import Membership
+
+    with pytest.raises(ValidationError, match="Staff accounts"):
+        Membership(user=StaffFactory(), organisation=org_a, role=Membership.Role.VIEWER).full_clean()
