@@ -2,10 +2,11 @@ from django.contrib import admin
 
 from assyst.admin_site import site
 from governance.audit.models import AuditEvent
+from governance.core.admin import ReadOnlyAdmin
 
 
 @admin.register(AuditEvent, site=site)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only view of the trail, with filters; nobody can add, change or delete."""
 
     list_display = (
@@ -23,15 +24,3 @@ class AuditEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_per_page = 100
     show_full_result_count = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -8,15 +8,8 @@ from assyst.admin_site import site
 from governance.core.models import JobRun
 
 
-@admin.register(JobRun, site=site)
-class JobRunAdmin(admin.ModelAdmin):
-    """Evidence that periodic jobs ran: read-only."""
-
-    list_display = ("task", "started_at", "finished_at", "outcome", "counts", "worker")
-    list_filter = ("outcome", "task")
-    date_hierarchy = "started_at"
-    list_per_page = 100
-    show_full_result_count = False
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Evidence pages: every field shown, nobody adds, changes or deletes."""
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -29,6 +22,17 @@ class JobRunAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(JobRun, site=site)
+class JobRunAdmin(ReadOnlyAdmin):
+    """Evidence that periodic jobs ran: read-only."""
+
+    list_display = ("task", "started_at", "finished_at", "outcome", "counts", "worker")
+    list_filter = ("outcome", "task")
+    date_hierarchy = "started_at"
+    list_per_page = 100
+    show_full_result_count = False
 
 
 # Login lockouts (C10): staff unlock a username+IP pair by deleting its attempt record.
