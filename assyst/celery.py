@@ -70,6 +70,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.core.tasks.heartbeat",
         "schedule": 60.0,
     },
+    "expire-support-access": {
+        # Undecided requests expire and ended grants lose their permissions within a minute
+        # (access checks already honour the end time; this is the second line).
+        "task": "governance.access.tasks.expire_support_access",
+        "schedule": 60.0,
+    },
     "verify-audit-chain": {
         # Daily proof that the audit trail is unbroken (C25), kept as a job run.
         "task": "governance.audit.tasks.verify_audit_chain",

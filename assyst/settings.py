@@ -183,6 +183,15 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Assyst governance portal")
 # factor to anyone who may view devices); `manage.py totp_enrol` prints them once instead.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
+# --- Support access (C03, C04, C05) ------------------------------------------------
+# Most staff a single support-access request may name (need-to-know).
+SUPPORT_ACCESS_MAX_NAMED_STAFF = env.int("SUPPORT_ACCESS_MAX_NAMED_STAFF", default=3)
+# Access reviews: one campaign per this many months, due this many days after it opens.
+ACCESS_REVIEW_INTERVAL_MONTHS = env.int("ACCESS_REVIEW_INTERVAL_MONTHS", default=3)
+ACCESS_REVIEW_DUE_DAYS = env.int("ACCESS_REVIEW_DUE_DAYS", default=14)
+if not 1 <= ACCESS_REVIEW_INTERVAL_MONTHS <= 12 or 12 % ACCESS_REVIEW_INTERVAL_MONTHS:
+    raise ImproperlyConfigured("ACCESS_REVIEW_INTERVAL_MONTHS must divide the year: 1, 2, 3, 4, 6 or 12.")
+
 # --- Security (C07) -------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)

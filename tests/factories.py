@@ -59,3 +59,40 @@ class StaffFactory(UserFactory):
     def totp(obj, create, extracted, **kwargs):
         if create:
             TOTPDevice.objects.create(user=obj, name="test", confirmed=True)
+
+
+def support_request(organisation, *, requester=None, named=None, hours: int = 4, **overrides):
+    """A pending support-access request made through the service, as a support engineer would."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from governance.access.services import support_request_create
+
+    requester = requester or StaffFactory(role="Support engineer")
+    fields = {
+        "organisation": organisation,
+        "requester": requester,
+        "reason_type": "customer_support",
+        "ticket_reference": "SUP-1234",
+        "justification": "Customer reports that invoices fail to export; need to inspect their users.",
+        "scope": ["people", "profile"],
+        "requested_start": timezone.now(),
+        "requested_duration": timedelta(hours=hours),
+        "named_staff": named if named is not None else [requester],
+        **overrides,
+    }
+    return support_request_create(**fields)
+
+
+def approved_grant(organisation, **kwargs):
+    """A request approved by a security officer and a customer admin: returns its grant."""
+    from governance.access.services import support_request_decide_customer, support_request_decide_internal
+
+    request = support_request(organisation, **kwargs)
+    officer = StaffFactory(role="Security officer")
+    admin = MembershipFactory(organisation=organisation, role=Membership.Role.ADMIN).user
+    support_request_decide_internal(request=request, acting_user=officer, approve=True)
+    support_request_decide_customer(request=request, acting_user=admin, approve=True)
+    request.refresh_from_db()
+    return request.grant

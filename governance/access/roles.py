@@ -38,7 +38,6 @@ ROLES: tuple[Role, ...] = (
             "tenancy.view_organisation",
             "tenancy.add_organisation",
             "tenancy.change_organisation",
-            "tenancy.view_contact_details",
             "tenancy.view_membership",
             "tenancy.add_membership",
             "tenancy.change_membership",
@@ -49,6 +48,15 @@ ROLES: tuple[Role, ...] = (
             "auth.view_group",
             "audit.view_auditevent",
             "core.view_jobrun",
+            "access.decide_internal",
+            "access.view_supportaccessrequest",
+            "access.view_supportgrant",
+            "access.change_supportgrant",
+            "access.view_accesslogentry",
+            "access.view_accessreviewcampaign",
+            "access.change_accessreviewcampaign",
+            "access.view_accessreviewitem",
+            "access.change_accessreviewitem",
             "axes.view_accessattempt",
             "axes.delete_accessattempt",
             "otp_totp.view_totpdevice",
@@ -58,7 +66,12 @@ ROLES: tuple[Role, ...] = (
     Role(
         SUPPORT_ENGINEER,
         "Answers support tickets; sees customer data only through an approved grant (C02-C04).",
-        ("tenancy.view_organisation",),
+        (
+            "tenancy.view_organisation",
+            "access.add_supportaccessrequest",
+            "access.view_supportaccessrequest",
+            "access.view_supportgrant",
+        ),
     ),
     Role(
         INCIDENT_MANAGER,
@@ -75,7 +88,6 @@ ROLES: tuple[Role, ...] = (
         "Oversees personal data, breach notices and legal requests.",
         (
             "tenancy.view_organisation",
-            "tenancy.view_contact_details",
             "audit.view_auditevent",
             "core.view_jobrun",
         ),
@@ -102,7 +114,7 @@ def _auditor_permissions() -> list[Permission]:
     return list(
         Permission.objects.filter(content_type__app_label__in=AUDITED_APPS, codename__startswith="view_").exclude(
             # Customer personal data is never part of a role, however read-only.
-            codename__in=["view_customer_data", "view_contact_details"]
+            codename__in=["view_customer_data"]
         )
     )
 

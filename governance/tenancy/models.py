@@ -50,8 +50,8 @@ class Organisation(BlindIndexedSaveMixin, models.Model):
     class Meta:
         ordering = ["name"]
         permissions = [
+            # Given only as an object permission, by an approved support grant.
             ("view_customer_data", "Can view this organisation's customer personal data"),
-            ("view_contact_details", "Can view organisations' primary contact details"),
         ]
 
     def __str__(self) -> str:

@@ -13,7 +13,6 @@ from guardian.shortcuts import get_objects_for_user
 from governance.tenancy.models import Organisation
 
 VIEW_CUSTOMER_DATA = "tenancy.view_customer_data"
-VIEW_CONTACT_DETAILS = "tenancy.view_contact_details"
 
 
 def member_organisation_id(user) -> int | None:
@@ -45,15 +44,23 @@ def can_view_customer_data(user, organisation: Organisation) -> bool:
     return organisation.pk in customer_data_organisation_ids(user)
 
 
-def can_view_contact_details(user, organisation: Organisation) -> bool:
-    """Primary contact: needed by the security officer and DPO for notices, and by grant holders."""
-    return (user.is_active and user.has_perm(VIEW_CONTACT_DETAILS)) or can_view_customer_data(user, organisation)
-
-
 def organisations_with_customer_data(user, queryset: QuerySet[Organisation] | None = None) -> QuerySet[Organisation]:
-    """Organisations whose customer data the (staff) user may view; never via global perms."""
+    """Organisations whose customer data the user may view.
+
+    Customers: their own. Staff (superusers included): only where an active support
+    grant names them *and* the grant's guardian object permission is in place; the grant
+    is the source of truth, so access ends at `ends_at` even before beat removes the
+    permission, and model-level (global) permissions never count.
+    """
     queryset = queryset if queryset is not None else Organisation.objects.all()
     org_id = member_organisation_id(user)
     if org_id is not None:
         return queryset.filter(pk=org_id)
-    return get_objects_for_user(user, VIEW_CUSTOMER_DATA, klass=queryset, accept_global_perms=False)
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        return queryset.none()
+    from governance.access.services import active_grants
+
+    permitted = get_objects_for_user(
+        user, VIEW_CUSTOMER_DATA, klass=queryset, accept_global_perms=False, with_superuser=False
+    )
+    return permitted.filter(pk__in=active_grants(user).values("organisation"))

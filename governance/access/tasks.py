@@ -1,0 +1,87 @@
+"""Celery adapters for support access: they re-fetch by id and call services."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django_scopes import scopes_disabled
+
+from governance.access import services
+from governance.access.models import SupportAccessRequest
+from governance.core.jobs import job_run
+from governance.tenancy.models import Membership
+
+log = logging.getLogger(__name__)
+
+EXPIRE_TASK = "governance.access.tasks.expire_support_access"
+
+SUBJECTS = {
+    "requested": "Support access to {org} requested: a decision is needed",
+    "granted": "Support access to {org} granted until {end} UTC",
+    "denied": "Support access to {org} denied",
+    "expired": "Support access request for {org} expired undecided",
+    "revoked": "Support access to {org} revoked",
+}
+
+
+def _recipients(kind: str, request: SupportAccessRequest) -> list[str]:
+    customer_admins = [
+        m.user.email
+        for m in Membership.objects.filter(organisation=request.organisation_id, role=Membership.Role.ADMIN)
+        .select_related("user")
+        .filter(user__is_active=True)
+    ]
+    staff = [request.requester, *request.named_staff.all()]
+    if kind == "requested":
+        staff += list(services.internal_approvers())
+    return sorted({address for address in [*customer_admins, *(u.email for u in staff)] if address})
+
+
+# Sending twice is better than not at all, so a redelivery after a lost worker is fine.
+@shared_task(
+    name="governance.access.tasks.notify_support_access",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OSError,),
+    retry_backoff=30,
+    max_retries=8,
+)
+def notify_support_access(kind: str, request_id: int) -> None:
+    """Email the people a support-access event concerns. No sign-in links with tokens."""
+    with scopes_disabled():
+        request = SupportAccessRequest.objects.select_related("organisation", "requester").filter(pk=request_id).first()
+        if request is None:
+            log.warning("support-access request %s vanished before notification", request_id)
+            return
+        grant = getattr(request, "grant", None)
+        context = {
+            "kind": kind,
+            "request": request,
+            "grant": grant,
+            "named_staff": list(request.named_staff.all()),
+            "portal_url": f"{settings.SITE_URL}/portal/access/requests/{request.pk}/",
+            "admin_url": f"{settings.SITE_URL}/admin/access/supportaccessrequest/{request.pk}/change/",
+        }
+        subject = SUBJECTS[kind].format(
+            org=request.organisation.name, end=f"{grant.ends_at:%Y-%m-%d %H:%M}" if grant else ""
+        )
+        body = render_to_string("email/support_access.txt", context)
+        recipients = _recipients(kind, request)
+    if recipients:
+        send_mail(f"[Assyst] {subject}", body, None, recipients)
+
+
+@shared_task(name=EXPIRE_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def expire_support_access() -> None:
+    """Every minute: close undecided requests past their deadline, end expired grants."""
+    with scopes_disabled(), job_run(EXPIRE_TASK, lock_ttl=timedelta(minutes=5)) as run:
+        if run is None:
+            return
+        run.add("requests_expired", services.requests_expire())
+        run.add("grants_ended", services.grants_expire())
