@@ -47,3 +47,6 @@ class StaffUserAdmin(UserAdmin):
 
 
 site.register(Group, GroupAdmin)
+
+# Registered from their own modules to keep this one small.
+from governance.access import admin_reviews, admin_support  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Admin for access-review campaigns (C05)."""

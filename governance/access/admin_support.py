@@ -1,0 +1,1 @@
+"""Admin for support-access requests, grants and the access log."""
