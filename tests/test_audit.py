@@ -409,3 +409,11 @@ def test_nobody_can_add_change_or_delete_events_in_the_admin(client, org_a):
 def test_staff_without_audit_permission_cannot_read_the_trail(client):
     _verified_staff_client(client, SUPPORT_ENGINEER)
     assert client.get(reverse("admin:audit_auditevent_changelist")).status_code == 403
+
+
+@pytest.mark.commitment("C02")
+def test_superuser_sign_in_is_flagged(client):
+    root = UserFactory(is_superuser=True, is_staff=True)
+    client.post(reverse("portal:login"), {"username": root.username, "password": PASSWORD})
+    event = _latest("auth.login_superuser")
+    assert event.actor == root and event.data == {"flag": "superuser"}

@@ -19,7 +19,11 @@ User = get_user_model()
 
 @receiver(user_logged_in)
 def _logged_in(sender, request, user, **kwargs) -> None:
-    audit_record(action="auth.login", actor=user, obj=user)
+    # Superuser sign-ins are flagged: the role is for emergencies and opens no customer data.
+    if user.is_superuser:
+        audit_record(action="auth.login_superuser", actor=user, obj=user, data={"flag": "superuser"})
+    else:
+        audit_record(action="auth.login", actor=user, obj=user)
 
 
 @receiver(user_logged_out)
