@@ -81,6 +81,16 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.audit.tasks.verify_audit_chain",
         "schedule": crontab(hour=3, minute=17),
     },
+    "open-access-review": {
+        # Daily idempotent check rather than once a quarter, so beat downtime on day one only delays the review (C05).
+        "task": "governance.access.tasks_reviews.open_access_review",
+        "schedule": crontab(hour=2, minute=0),
+    },
+    "escalate-access-reviews": {
+        # Daily reminder to security officers and the DPO while a review is overdue (at most one per 24 h).
+        "task": "governance.access.tasks_reviews.escalate_access_reviews",
+        "schedule": crontab(hour=8, minute=0),
+    },
 }
 
 _configure(app)

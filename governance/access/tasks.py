@@ -85,3 +85,6 @@ def expire_support_access() -> None:
             return
         run.add("requests_expired", services.requests_expire())
         run.add("grants_ended", services.grants_expire())
+
+
+from governance.access import tasks_reviews  # noqa: E402, F401  (autodiscovery imports only tasks.py)
