@@ -315,3 +315,15 @@ def test_bad_request_input_is_a_validation_error_not_a_crash(org_a, engineer):
         with pytest.raises(ValidationError):
             support_request(org_a, requester=engineer, **overrides)
     assert not SupportAccessRequest.objects.exists()
+
+
+@pytest.mark.commitment("C04")
+def test_staff_who_left_the_support_role_get_no_grant(org_a, engineer, officer, customer_admin):
+    request = support_request(org_a, requester=engineer)
+    services.support_request_decide_internal(request=request, acting_user=officer, approve=True)
+    engineer.groups.clear()
+    with pytest.raises(ValidationError, match="no longer act"):
+        services.support_request_decide_customer(request=request, acting_user=customer_admin, approve=True)
+    request.refresh_from_db()
+    assert request.status == Status.PENDING and request.customer_decision == SupportAccessRequest.Decision.PENDING
+    assert not SupportGrant.objects.exists()

@@ -314,6 +314,12 @@ def _settle(request: SupportAccessRequest, now: datetime) -> None:
 def _grant_issue(request: SupportAccessRequest, now: datetime) -> SupportGrant:
     starts_at = max(request.requested_start, now)
     staff = list(request.named_staff.all())
+    # Eligibility is checked again: someone may have left the support role since the request.
+    if lapsed := [u.get_username() for u in staff if not is_support_staff(u)]:
+        raise ValidationError(
+            f"{', '.join(lapsed)} can no longer act as support staff; this request cannot be approved. "
+            "Cancel it and open a new one."
+        )
     grant = SupportGrant.objects.with_scopes_disabled().create(
         request=request,
         organisation=request.organisation,
