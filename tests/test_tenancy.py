@@ -9,8 +9,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_scopes import ScopeError, scope
 from django_scopes.state import state
 
+from governance.access.models import SupportAccessRequest, SupportGrant
 from governance.tenancy.models import Membership, Organisation
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, approved_grant, support_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.commitment("C09")]
 
@@ -18,6 +19,12 @@ pytestmark = [pytest.mark.django_db, pytest.mark.commitment("C09")]
 # A new portal URL with parameters fails `test_every_parameterised_url_is_covered` until listed.
 OBJECT_KWARGS = {
     "portal:member_detail": lambda org_b: {"pk": Membership.objects.filter(organisation=org_b).first().pk},
+    "portal:access_request_detail": lambda org_b: {
+        "pk": (SupportAccessRequest.objects.filter(organisation=org_b).first() or support_request(org_b)).pk
+    },
+    "portal:access_grant_detail": lambda org_b: {
+        "pk": (SupportGrant.objects.filter(organisation=org_b).first() or approved_grant(org_b)).pk
+    },
 }
 PUBLIC_PORTAL_URLS = {"portal:login", "portal:logout"}
 

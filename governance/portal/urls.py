@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from governance.portal import views
+from governance.portal import views, views_access
 
 app_name = "portal"
 
@@ -15,4 +15,10 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("members/", views.member_list, name="member_list"),
     path("members/<int:pk>/", views.member_detail, name="member_detail"),
+    path("access/", views_access.access_overview, name="access_overview"),
+    path("access/requests/<int:pk>/", views_access.access_request_detail, name="access_request_detail"),
+    path("access/grants/<int:pk>/", views_access.access_grant_detail, name="access_grant_detail"),
+    path("access/log/", views_access.access_log, name="access_log"),
+    path("access/log.csv", views_access.access_log_csv, name="access_log_csv"),
+    path("access/settings/", views_access.access_settings, name="access_settings"),
 ]
