@@ -127,7 +127,11 @@ def _decide(*, item: AccessReviewItem, acting_user: User, decision: str, note: s
     now = timezone.now()
     note = note.strip()
     with transaction.atomic():
-        item = AccessReviewItem.objects.select_for_update().select_related("campaign", "grant__request").get(pk=item.pk)
+        item = (
+            AccessReviewItem.objects.select_for_update(of=("self",))
+            .select_related("campaign", "grant__request")
+            .get(pk=item.pk)
+        )
         if item.decision != ItemDecision.PENDING:
             raise ValidationError(f"{item} is already {item.get_decision_display().lower()}.")
         if item.campaign.status != CampaignStatus.OPEN:
