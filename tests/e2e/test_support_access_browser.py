@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 from django_otp.oath import totp
 
@@ -38,7 +39,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser():
+def browser(live_server):
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the test's ORM calls are
@@ -51,6 +52,9 @@ def browser():
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
             )
             yield browser
+            # While Playwright's loop runs, the test's ORM calls use a connection of their own
+            # (Django keeps connections per async context); close it or it outlives the test DB.
+            connections.close_all()
             browser.close()
     finally:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
