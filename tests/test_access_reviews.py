@@ -332,6 +332,19 @@ def test_revoking_a_role_item_removes_the_group(campaign, officers, engineer):
     assert (item.decision, item.note) == (Decision.REVOKED, "Moved to sales.")
 
 
+def test_superusers_are_reviewed_and_revoking_removes_the_flag(
+    time_machine, officers, django_capture_on_commit_callbacks
+):
+    root = StaffFactory(is_superuser=True)
+    campaign = _open(at(time_machine, 2030, 4, 1, 2), django_capture_on_commit_callbacks)
+    item = _item(campaign, user=root, role=reviews.SUPERUSER_ROLE)
+    reviews.review_item_revoke(item=item, acting_user=officers[0], note="No standing superusers.")
+    root.refresh_from_db()
+    assert not root.is_superuser
+    item.refresh_from_db()
+    assert item.decision == Decision.REVOKED
+
+
 # --- completion ------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from governance.access import services
@@ -55,15 +56,20 @@ def review_period_for(now: datetime) -> tuple[datetime, datetime]:
 # --- opening --------------------------------------------------------------------------------
 
 
+SUPERUSER_ROLE = "Superuser"
+
+
 def _role_holders() -> list[tuple[User, str]]:
-    """Every (active staff user, role group) pair: all roles carry some privilege."""
+    """Every (active user, role) pair: each role group carries some privilege, and the
+    superuser flag (not a group) is the largest privilege of all."""
     users = (
-        User.objects.filter(is_active=True, is_staff=True, groups__name__in=ROLE_NAMES)
+        User.objects.filter(Q(is_staff=True, groups__name__in=ROLE_NAMES) | Q(is_superuser=True), is_active=True)
         .distinct()
         .prefetch_related("groups")
         .order_by("username")
     )
-    return [(user, group.name) for user in users for group in user.groups.all() if group.name in ROLE_NAMES]
+    holders = [(user, group.name) for user in users for group in user.groups.all() if group.name in ROLE_NAMES]
+    return holders + [(user, SUPERUSER_ROLE) for user in users if user.is_superuser]
 
 
 def campaign_open(*, now: datetime) -> AccessReviewCampaign | None:
@@ -172,6 +178,12 @@ def _revoke_access(item: AccessReviewItem, acting_user: User, note: str, now: da
             services.grant_revoke(grant=grant, acting_user=acting_user, reason=f"Access review: {note}")
             return "grant revoked"
         return "grant had already ended"
+    if item.role == SUPERUSER_ROLE:
+        if not item.user.is_superuser:
+            return "no longer held the role"
+        item.user.is_superuser = False
+        item.user.save(update_fields=["is_superuser"])
+        return "superuser status removed"
     group = Group.objects.filter(name=item.role).first()
     if group is not None and item.user.groups.filter(pk=group.pk).exists():
         item.user.groups.remove(group)  # the m2m receiver audits the change too
