@@ -276,14 +276,19 @@ def test_access_log_records_reads_only_under_a_grant_covering_the_scope(org_a, e
 
 @pytest.mark.commitment("C03")
 def test_notices_reach_customer_admins_and_approvers_without_sign_in_tokens(org_a, engineer, officer, customer_admin):
-    request = support_request(org_a, requester=engineer)
+    request = support_request(org_a, requester=engineer, hours=2)
     notify_support_access.run("requested", request.pk)
-    (message,) = mail.outbox
-    assert customer_admin.email in message.to and officer.email in message.to
-    assert "decision is needed" in message.subject
-    assert request.justification in message.body
-    assert f"/portal/access/requests/{request.pk}/" in message.body
-    assert "token" not in message.body.lower() and "?" not in message.body.split("/portal/")[1].split()[0]
+    customer_mail, staff_mail = sorted(mail.outbox, key=lambda m: officer.email in m.to)
+    # Separate messages: staff never see a customer's address, customers no staff addresses.
+    assert customer_mail.to == [customer_admin.email]
+    assert customer_admin.email not in staff_mail.to and {officer.email, engineer.email} <= set(staff_mail.to)
+    for message in (customer_mail, staff_mail):
+        assert "decision is needed" in message.subject
+        assert request.justification in message.body and "for 2 hours" in message.body
+        assert "token" not in message.body.lower()
+    assert f"/portal/access/requests/{request.pk}/" in customer_mail.body and "/admin/" not in customer_mail.body
+    assert "?" not in customer_mail.body.split("/portal/")[1].split()[0]
+    assert f"/admin/access/supportaccessrequest/{request.pk}/" in staff_mail.body
 
 
 @pytest.mark.commitment("C03")

@@ -136,6 +136,15 @@ class SupportAccessRequest(models.Model):
     def requested_end(self):
         return self.requested_start + self.requested_duration
 
+    @property
+    def duration_label(self) -> str:
+        minutes = int(self.requested_duration.total_seconds() // 60)
+        hours, minutes = divmod(minutes, 60)
+        parts = [f"{hours} hour{'s' if hours != 1 else ''}"] if hours else []
+        if minutes:
+            parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
+        return " ".join(parts) or "0 minutes"
+
     def scope_labels(self) -> list[str]:
         return [DataScope(s).label for s in self.scope if s in DataScope.values]
 

@@ -29,17 +29,21 @@ SUBJECTS = {
 }
 
 
-def _recipients(kind: str, request: SupportAccessRequest) -> list[str]:
-    customer_admins = [
-        m.user.email
-        for m in Membership.objects.filter(organisation=request.organisation_id, role=Membership.Role.ADMIN)
+def _recipients(kind: str, request: SupportAccessRequest) -> dict[str, list[str]]:
+    """Addresses per audience. Customers and staff get separate messages: a customer's
+    address is customer data that staff must not see without a grant (C02)."""
+    customer_admins = (
+        Membership.objects.filter(organisation=request.organisation_id, role=Membership.Role.ADMIN)
         .select_related("user")
         .filter(user__is_active=True)
-    ]
+    )
     staff = [request.requester, *request.named_staff.all()]
     if kind == "requested":
         staff += list(services.internal_approvers())
-    return sorted({address for address in [*customer_admins, *(u.email for u in staff)] if address})
+    return {
+        "customer": sorted({m.user.email for m in customer_admins if m.user.email}),
+        "staff": sorted({u.email for u in staff if u.email}),
+    }
 
 
 # Sending twice is better than not at all, so a redelivery after a lost worker is fine.
@@ -71,10 +75,13 @@ def notify_support_access(kind: str, request_id: int) -> None:
         subject = SUBJECTS[kind].format(
             org=request.organisation.name, end=f"{grant.ends_at:%Y-%m-%d %H:%M}" if grant else ""
         )
-        body = render_to_string("email/support_access.txt", context)
-        recipients = _recipients(kind, request)
-    if recipients:
-        send_mail(f"[Assyst] {subject}", body, None, recipients)
+        messages = [
+            (render_to_string("email/support_access.txt", {**context, "audience": audience}), addresses)
+            for audience, addresses in _recipients(kind, request).items()
+            if addresses
+        ]
+    for body, addresses in messages:
+        send_mail(f"[Assyst] {subject}", body, None, addresses)
 
 
 @shared_task(name=EXPIRE_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
