@@ -192,6 +192,21 @@ ACCESS_REVIEW_DUE_DAYS = env.int("ACCESS_REVIEW_DUE_DAYS", default=14)
 if not 1 <= ACCESS_REVIEW_INTERVAL_MONTHS <= 12 or 12 % ACCESS_REVIEW_INTERVAL_MONTHS:
     raise ImproperlyConfigured("ACCESS_REVIEW_INTERVAL_MONTHS must divide the year: 1, 2, 3, 4, 6 or 12.")
 
+# --- Incidents (C12-C20) ---------------------------------------------------------------
+# Processor "without undue delay" target for telling controllers (GDPR Art. 33(2)), hours.
+INCIDENT_PROCESSOR_NOTICE_HOURS = env.int("INCIDENT_PROCESSOR_NOTICE_HOURS", default=24)
+# Outbox delivery: attempts before a notification is marked failed, and the lease a
+# sender holds on a row (after it a sweep may take over a row whose worker died).
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
+OUTBOX_SEND_LEASE_SECONDS = env.int("OUTBOX_SEND_LEASE_SECONDS", default=120)
+# Evidence files: where the (encrypted) bytes live, and the upload limits.
+EVIDENCE_ROOT = env.str("EVIDENCE_ROOT", default=str(VAR_DIR / "evidence"))
+EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", default=20 * 1024 * 1024)
+EVIDENCE_ALLOWED_TYPES = env.list(
+    "EVIDENCE_ALLOWED_TYPES",
+    default=["application/pdf", "image/png", "image/jpeg", "text/plain", "text/csv", "application/json"],
+)
+
 # --- Security (C07) -------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)

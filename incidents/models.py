@@ -1,1 +1,0 @@
-"""Incidents, affected organisations, deadlines and notifications arrive with their issue."""

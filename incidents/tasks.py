@@ -1,0 +1,1 @@
+"""Celery adapters for incidents: deliver outbox rows, sweep, watch deadlines."""
