@@ -1,0 +1,1 @@
+"""Admin for evidence, RCAs and report requests."""

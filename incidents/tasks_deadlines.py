@@ -1,0 +1,1 @@
+"""Celery tasks for the notice-deadline monitor (C12, C13)."""

@@ -1,0 +1,1 @@
+"""Celery tasks for report and RCA requests (C16, C20)."""
