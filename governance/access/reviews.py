@@ -23,6 +23,7 @@ from governance.access import services
 from governance.access.models import AccessReviewCampaign, AccessReviewItem, SupportGrant, User
 from governance.access.roles import DATA_PROTECTION_OFFICER, ROLE_NAMES
 from governance.audit.services import audit_record
+from governance.core.csvsafe import csv_cell
 
 Kind = AccessReviewItem.Kind
 ItemDecision = AccessReviewItem.Decision
@@ -300,12 +301,6 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat() if value else ""
 
 
-def _cell(value: object) -> str:
-    """Text for a spreadsheet: a leading formula character is neutralised (CSV injection)."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def campaign_items_for_export(campaign: AccessReviewCampaign):
     return (
         campaign.items.select_related("grant__organisation", "user", "decided_by")
@@ -326,7 +321,7 @@ def campaign_csv(campaign: AccessReviewCampaign) -> str:
     writer.writerow(["Status", campaign.get_status_display()])
     completed_by = campaign.completed_by.get_username() if campaign.completed_by_id else ""
     writer.writerow(["Completed at", _iso(campaign.completed_at)])
-    writer.writerow(["Completed by", _cell(completed_by)])
+    writer.writerow(["Completed by", csv_cell(completed_by)])
     writer.writerow([])
     writer.writerow(CSV_COLUMNS)
     for item in campaign_items_for_export(campaign):
@@ -336,17 +331,17 @@ def campaign_csv(campaign: AccessReviewCampaign) -> str:
                 item.pk,
                 item.get_kind_display(),
                 grant.pk if grant else "",
-                _cell(grant.organisation.name) if grant else "",
-                _cell(" ".join(sorted(u.get_username() for u in grant.staff.all()))) if grant else "",
+                csv_cell(grant.organisation.name) if grant else "",
+                csv_cell(" ".join(sorted(u.get_username() for u in grant.staff.all()))) if grant else "",
                 _iso(grant.starts_at) if grant else "",
                 _iso(grant.ends_at) if grant else "",
                 _iso(grant.revoked_at) if grant else "",
-                _cell(item.user.get_username()) if item.user_id else "",
-                _cell(item.role),
+                csv_cell(item.user.get_username()) if item.user_id else "",
+                csv_cell(item.role),
                 item.get_decision_display(),
-                _cell(item.decided_by.get_username()) if item.decided_by_id else "",
+                csv_cell(item.decided_by.get_username()) if item.decided_by_id else "",
                 _iso(item.decided_at),
-                _cell(item.note),
+                csv_cell(item.note),
             ]
         )
     return out.getvalue()

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.access import services
 from governance.access.models import AccessLogEntry, DataScope, ReasonType, SupportAccessRequest, SupportGrant
+from governance.core.csvsafe import csv_cell
 from governance.portal.access import customer_required
 from governance.portal.forms import (
     AccessLogFilterForm,
@@ -41,8 +42,6 @@ Decision = SupportAccessRequest.Decision
 PAST_REQUESTS_PER_PAGE = 20
 LOG_PER_PAGE = 50
 SCOPE_LABELS = dict(DataScope.choices)
-# A cell starting with one of these is run as a formula by spreadsheet programs.
-CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _requests(organisation):
@@ -229,12 +228,6 @@ def access_log(request):
     )
 
 
-def csv_safe(value) -> str:
-    """Neutralise spreadsheet formulas: a leading = + - @ (or tab, CR) gets a quote prefix."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
-
-
 CSV_COLUMNS = ["time_utc", "staff", "action", "scope", "object", "reason_type", "ticket", "grant_id"]
 
 
@@ -252,7 +245,7 @@ def access_log_csv(request):
     writer.writerow(CSV_COLUMNS)
     for entry in entries.iterator(chunk_size=2000):
         writer.writerow(
-            csv_safe(value)
+            csv_cell(value)
             for value in (
                 entry.at.astimezone(UTC).isoformat(),
                 staff_label(entry.staff),
