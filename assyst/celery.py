@@ -91,6 +91,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.access.tasks_reviews.escalate_access_reviews",
         "schedule": crontab(hour=8, minute=0),
     },
+    "watch-notice-deadlines": {
+        # Breach-notice deadlines (C12, C13) escalate at 50/75/90 % and are marked missed within a minute of the time.
+        "task": "incidents.tasks_deadlines.watch_notice_deadlines",
+        "schedule": 60.0,
+    },
 }
 
 _configure(app)

@@ -4,7 +4,7 @@ rows in the same transaction), corrective actions and closing (C12-C15, C17, C18
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -21,6 +21,9 @@ CONTROLLER_NOTICE = timedelta(hours=72)  # GDPR Art. 33(1): calendar hours, not 
 
 
 def notice_deadline(*, role: str, aware_at: datetime) -> datetime:
+    # In UTC: adding hours to a datetime in a zone with DST adds wall-clock hours, so
+    # 72 h across a clock change would be 71 or 73 real hours.
+    aware_at = aware_at.astimezone(UTC)
     if role == DataProtectionRole.CONTROLLER:
         return aware_at + CONTROLLER_NOTICE
     return aware_at + timedelta(hours=settings.INCIDENT_PROCESSOR_NOTICE_HOURS)
