@@ -91,6 +91,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.access.tasks_reviews.escalate_access_reviews",
         "schedule": crontab(hour=8, minute=0),
     },
+    "remind-report-requests": {
+        # Daily before the UK working day: reminders a working day before a report's target, overdue flags (C16).
+        "task": "incidents.tasks_reports.remind_report_requests",
+        "schedule": crontab(hour=6, minute=30),
+    },
     "watch-notice-deadlines": {
         # Breach-notice deadlines (C12, C13) escalate at 50/75/90 % and are marked missed within a minute of the time.
         "task": "incidents.tasks_deadlines.watch_notice_deadlines",

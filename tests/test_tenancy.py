@@ -12,6 +12,12 @@ from django_scopes.state import state
 from governance.access.models import SupportAccessRequest, SupportGrant
 from governance.tenancy.models import Membership, Organisation
 from tests.factories import MembershipFactory, approved_grant, support_request
+from tests.test_portal_incidents import (
+    _evidence_root,  # noqa: F401 (autouse: evidence files in tmp_path)
+    org_evidence,
+    org_incident,
+    org_incident_with_rca,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.commitment("C09")]
 
@@ -25,6 +31,10 @@ OBJECT_KWARGS = {
     "portal:access_grant_detail": lambda org_b: {
         "pk": (SupportGrant.objects.filter(organisation=org_b).first() or approved_grant(org_b)).pk
     },
+    # A specific incident affecting only that organisation; its evidence shared only with it.
+    "portal:incident_detail": lambda org_b: {"pk": org_incident(org_b).pk},
+    "portal:incident_rca_pdf": lambda org_b: {"pk": org_incident_with_rca(org_b).pk},
+    "portal:evidence_download": lambda org_b: {"pk": org_evidence(org_b).pk},
 }
 PUBLIC_PORTAL_URLS = {"portal:login", "portal:logout"}
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from governance.portal import views, views_access
+from governance.portal import views, views_access, views_incidents
 
 app_name = "portal"
 
@@ -21,4 +21,8 @@ urlpatterns = [
     path("access/log/", views_access.access_log, name="access_log"),
     path("access/log.csv", views_access.access_log_csv, name="access_log_csv"),
     path("access/settings/", views_access.access_settings, name="access_settings"),
+    path("incidents/", views_incidents.incident_list, name="incident_list"),
+    path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident_detail"),
+    path("incidents/<int:pk>/rca.pdf", views_incidents.incident_rca_pdf, name="incident_rca_pdf"),
+    path("incidents/evidence/<int:pk>/download/", views_incidents.evidence_download, name="evidence_download"),
 ]
