@@ -35,5 +35,10 @@ lint: $(STAMP)
 check: $(STAMP)
 	$(PY) -m pytest -q tests/test_deploy_check.py
 
+# Outbox delivery benchmark (README "Performance"): throwaway database, real worker and SMTP
+# sink; PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set. `make bench ORGS=1000` is quicker.
+bench: $(STAMP)
+	PYTHONPATH=. $(PY) bench/outbox_bench.py $(if $(ORGS),--orgs $(ORGS))
+
 clean:
 	rm -rf var staticfiles

@@ -101,6 +101,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "incidents.tasks_deadlines.watch_notice_deadlines",
         "schedule": 60.0,
     },
+    "sweep-outbox": {
+        # Notices whose task was lost (broker down, worker killed) or whose retry is due go out within a minute (C15).
+        "task": "incidents.tasks.sweep_outbox",
+        "schedule": 60.0,
+    },
 }
 
 _configure(app)

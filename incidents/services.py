@@ -3,6 +3,7 @@ rows in the same transaction), corrective actions and closing (C12-C15, C17, C18
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
@@ -16,6 +17,8 @@ from governance.access.models import User
 from governance.audit.services import audit_record
 from governance.tenancy.models import DataProtectionRole, Organisation
 from incidents.models import AffectedOrganisation, CorrectiveAction, Incident, IncidentUpdate, Notification
+
+logger = logging.getLogger(__name__)
 
 CONTROLLER_NOTICE = timedelta(hours=72)  # GDPR Art. 33(1): calendar hours, not working days
 
@@ -236,10 +239,15 @@ def _notice_for(update: IncidentUpdate, affected: AffectedOrganisation, now: dat
 
 
 def _enqueue(keys: list[str]) -> None:
+    """After commit: the rows are safe, so a broker outage must not fail the request; the
+    outbox sweep delivers whatever was not queued."""
     from incidents.tasks import deliver_notification
 
-    for pk in Notification.objects.filter(idempotency_key__in=keys).values_list("pk", flat=True):
-        deliver_notification.delay(pk)
+    try:
+        for pk in Notification.objects.filter(idempotency_key__in=keys).values_list("pk", flat=True):
+            deliver_notification.delay(pk)
+    except Exception:
+        logger.exception("could not queue %s notices; the outbox sweep will deliver them", len(keys))
 
 
 # --- corrective actions and closing ------------------------------------------------------
