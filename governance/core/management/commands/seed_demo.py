@@ -54,6 +54,7 @@ class Command(BaseCommand):
         with scopes_disabled(), transaction.atomic():
             roles_sync()
             rows = [*self._staff(), *self._customers()]
+            self._incidents()
         self.stdout.write(self.style.SUCCESS("Demo data ready. Every demo account's password: " + DEMO_PASSWORD))
         self.stdout.write(f"{'login':<18} {'kind':<40} where")
         for username, kind, where in rows:
@@ -95,6 +96,55 @@ class Command(BaseCommand):
                 user = self._user(username, *person, mail, staff=False)
                 Membership.objects.update_or_create(user=user, defaults={"organisation": org, "role": role})
                 yield username, f"customer {role.label.lower()}, {name}", "/portal/"
+
+    def _incidents(self) -> None:
+        """Two incidents through the same services staff use: a public one, and a breach
+        whose notice deadlines the monitor is already watching."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from incidents.models import Incident
+        from incidents.services import incident_create, incident_update_post
+
+        manager = User.objects.get(username=STAFF["Incident manager"][0])
+        now = timezone.now()
+        if not Incident.objects.filter(title="Slow dashboard loading").exists():
+            general = incident_create(
+                acting_user=manager,
+                title="Slow dashboard loading",
+                description="Dashboards load slowly for some customers.",
+                kind=Incident.Kind.GENERAL,
+                detected_at=now - timedelta(hours=3),
+                aware_at=now - timedelta(hours=3),
+                affected_components=["Dashboards"],
+                incident_manager=manager,
+            )
+            incident_update_post(
+                incident=general,
+                acting_user=manager,
+                visibility="public",
+                status=Incident.Status.IDENTIFIED,
+                message="A database index was missing after last night's release; a fix is rolling out.",
+                actions_for_customers="Nothing: reload the page if a dashboard does not appear.",
+            )
+        if not Incident.objects.filter(title="Misdirected export files").exists():
+            incident_create(
+                acting_user=manager,
+                title="Misdirected export files",
+                description="Scheduled export files for two customers were sent to a wrong SFTP folder.",
+                sensitive_details="Folder /exports/tmp was world-readable for 40 minutes.",
+                kind=Incident.Kind.SPECIFIC,
+                severity=Incident.Severity.MAJOR,
+                detected_at=now - timedelta(hours=14),
+                aware_at=now - timedelta(hours=13),
+                personal_data_breach=True,
+                data_categories=["names", "email addresses"],
+                approx_people=120,
+                approx_records=480,
+                organisations=Organisation.objects.filter(slug__in=["northwind", "contoso"]),
+                incident_manager=manager,
+            )
 
 
 def current_code(user: User) -> str:
