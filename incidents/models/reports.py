@@ -22,6 +22,7 @@ class Evidence(models.Model):
 
     class Meta:
         ordering = ["-uploaded_at"]
+        verbose_name_plural = "evidence"
 
     def __str__(self) -> str:
         return self.title
@@ -35,6 +36,10 @@ class RootCauseAnalysis(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     published_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "root cause analysis"
+        verbose_name_plural = "root cause analyses"
 
     def __str__(self) -> str:
         return f"RCA of {self.incident}"
