@@ -31,7 +31,7 @@ from django.db import transaction
 
 from governance.access.models import User
 from governance.audit.services import audit_record
-from governance.core.encryption import DecryptionError, current_key, key_id_of, keyring
+from governance.core.encryption import DataKey, DecryptionError, current_key, key_id_of, keyring
 from governance.tenancy.models import Organisation
 from incidents.models import AffectedOrganisation, Evidence, Incident
 from incidents.selectors import customer_incidents
@@ -182,6 +182,32 @@ def _read_decrypted(evidence: Evidence) -> bytes:
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), evidence.sha256):
         raise DecryptionError("evidence file does not match its recorded sha256")
     return data
+
+
+def evidence_files_rotate(*, key: DataKey, dry_run: bool = False) -> tuple[int, int]:
+    """Re-encrypt every evidence file not yet under `key` (for `rotate_encryption_key`).
+
+    Each file is replaced atomically, so a crash leaves it under the old or the new key,
+    both readable while the old key is a fallback; a rerun continues with what is left.
+    """
+    checked = rewritten = 0
+    for evidence in Evidence.objects.order_by("pk").iterator(chunk_size=200):
+        path = _path_of(evidence.stored_name)
+        checked += 1
+        if hmac.compare_digest(key_id_of(path.read_bytes()), key.key_id):
+            continue
+        rewritten += 1
+        if dry_run:
+            continue
+        token = key.encrypt(_read_decrypted(evidence))
+        tmp = path.with_suffix(".rotating")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(token)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    return checked, rewritten
 
 
 # --- services -------------------------------------------------------------------------------

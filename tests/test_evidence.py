@@ -73,6 +73,28 @@ def test_old_key_still_opens_after_rotation(settings, org_a):
     assert evidence_open(evidence=evidence, user=manager())[0] == PDF
 
 
+@pytest.mark.commitment("C06")
+def test_rotate_encryption_key_reencrypts_evidence_files(settings, org_a):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    evidence = add_evidence(make_incident(organisations=[org_a]), content=PDF)
+    old = settings.FIELD_ENCRYPTION_KEY
+    settings.FIELD_ENCRYPTION_KEY = secrets.token_urlsafe(32)
+    settings.FIELD_ENCRYPTION_KEY_FALLBACKS = [old]
+    out = StringIO()
+    call_command("rotate_encryption_key", "--no-progress", stdout=out)
+    assert "evidence files: 1 checked, 1 rewritten" in out.getvalue()
+    (stored,) = _files()
+    assert stored.read_bytes()[1:9] == current_key().key_id
+    settings.FIELD_ENCRYPTION_KEY_FALLBACKS = []  # the old key is gone: the file still opens
+    assert evidence_open(evidence=evidence, user=manager())[0] == PDF
+    out = StringIO()
+    call_command("rotate_encryption_key", "--no-progress", stdout=out)
+    assert "evidence files: 1 checked, 0 rewritten" in out.getvalue()
+
+
 def test_tampered_file_is_refused(org_a):
     from governance.core.encryption import DecryptionError
 

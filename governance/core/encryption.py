@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -165,6 +166,12 @@ class EncryptedTextField(_EncryptedField, models.TextField):
     """Free text marked sensitive, stored as AES-256 ciphertext (C06)."""
 
     base_class = models.TextField
+
+
+# Re-encryption of data kept outside encrypted columns (e.g. evidence files). Apps register
+# a callable `hook(*, key, dry_run) -> (checked, rewritten)` in their AppConfig.ready();
+# `rotate_encryption_key` runs each after the columns.
+ROTATION_HOOKS: dict[str, Callable[..., tuple[int, int]]] = {}
 
 
 def encrypted_fields(model: type[models.Model]) -> list[models.Field]:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from governance.audit.services import audit_record
 from governance.core.encryption import (
+    ROTATION_HOOKS,
     BlindIndexField,
     DataKey,
     DecryptionError,
@@ -121,6 +122,7 @@ class Command(BaseCommand):
             # longer hold (cheap: compares key-id headers, decrypts nothing).
             self._check_key_ids(plans, batch_size)
             stats = {plan.label: self._rotate(plan, key, batch_size, dry_run=dry_run) for plan in plans}
+            files = {name: hook(key=key, dry_run=dry_run) for name, hook in ROTATION_HOOKS.items()}
 
         verb = "would be rewritten" if dry_run else "rewritten"
         for label, s in stats.items():
@@ -128,6 +130,8 @@ class Command(BaseCommand):
                 f"{label}: {s.rows_checked} rows checked, {s.rows_rewritten} {verb} "
                 f"({s.values_reencrypted} values re-encrypted, {s.indexes_recomputed} blind indexes recomputed)"
             )
+        for name, (checked, rewritten) in files.items():
+            self.stdout.write(f"{name}: {checked} checked, {rewritten} {verb}")
         if dry_run:
             self.stdout.write("Dry run: nothing was changed.")
             return
@@ -137,6 +141,7 @@ class Command(BaseCommand):
                 "key_id": key.key_id.hex(),
                 "fallback_keys": len(keyring()) - 1,
                 "models": {label: asdict(s) for label, s in stats.items()},
+                "files": {name: {"checked": c, "rewritten": r} for name, (c, r) in files.items()},
             },
         )
         self.stdout.write(self.style.SUCCESS(f"Every encrypted value is under key {key.key_id.hex()}."))
