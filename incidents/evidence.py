@@ -155,18 +155,22 @@ def _path_of(stored_name: str) -> Path:
     return path
 
 
-def _write_encrypted(data: bytes) -> str:
-    token = current_key().encrypt(data)
-    stored_name = f"{secrets.token_hex(1)}/{secrets.token_hex(24)}.bin"
-    path = _path_of(stored_name)
+def _write_atomically(path: Path, token: bytes) -> None:
+    """Write to a private temporary file, fsync, then rename over `path`: a crash leaves
+    the old content or the new, never half of either."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(token)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _write_encrypted(data: bytes) -> str:
+    stored_name = f"{secrets.token_hex(1)}/{secrets.token_hex(24)}.bin"
+    _write_atomically(_path_of(stored_name), current_key().encrypt(data))
     return stored_name
 
 
@@ -199,14 +203,7 @@ def evidence_files_rotate(*, key: DataKey, dry_run: bool = False) -> tuple[int, 
         rewritten += 1
         if dry_run:
             continue
-        token = key.encrypt(_read_decrypted(evidence))
-        tmp = path.with_suffix(".rotating")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(token)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _write_atomically(path, key.encrypt(_read_decrypted(evidence)))
     return checked, rewritten
 
 

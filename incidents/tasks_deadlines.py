@@ -10,7 +10,7 @@ from django.core.mail import send_mail
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
-from governance.core.jobs import job_run
+from governance.core.jobs import EMAIL_TASK_OPTIONS, job_run
 from incidents import deadlines
 
 log = logging.getLogger(__name__)
@@ -30,16 +30,7 @@ def watch_notice_deadlines() -> None:
             run.add(key, amount)
 
 
-# Sending twice is better than not at all, so a redelivery after a lost worker is fine.
-@shared_task(
-    name=NOTIFY_TASK,
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OSError,),
-    retry_backoff=30,
-    max_retries=8,
-)
+@shared_task(name=NOTIFY_TASK, **EMAIL_TASK_OPTIONS)
 def notify_deadline_escalation(affected_id: int, level: int | str) -> None:
     """Email staff about one recorded escalation or miss (internal, not a customer notice)."""
     with scopes_disabled():

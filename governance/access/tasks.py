@@ -13,7 +13,7 @@ from django_scopes import scopes_disabled
 
 from governance.access import services
 from governance.access.models import SupportAccessRequest
-from governance.core.jobs import job_run
+from governance.core.jobs import EMAIL_TASK_OPTIONS, job_run
 from governance.tenancy.models import Membership
 
 log = logging.getLogger(__name__)
@@ -46,16 +46,7 @@ def _recipients(kind: str, request: SupportAccessRequest) -> dict[str, list[str]
     }
 
 
-# Sending twice is better than not at all, so a redelivery after a lost worker is fine.
-@shared_task(
-    name="governance.access.tasks.notify_support_access",
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OSError,),
-    retry_backoff=30,
-    max_retries=8,
-)
+@shared_task(name="governance.access.tasks.notify_support_access", **EMAIL_TASK_OPTIONS)
 def notify_support_access(kind: str, request_id: int) -> None:
     """Email the people a support-access event concerns. No sign-in links with tokens."""
     with scopes_disabled():

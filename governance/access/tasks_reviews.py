@@ -14,7 +14,7 @@ from django_scopes import scopes_disabled
 
 from governance.access import reviews
 from governance.access.models import AccessReviewCampaign, AccessReviewItem
-from governance.core.jobs import job_run
+from governance.core.jobs import EMAIL_TASK_OPTIONS, job_run
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,7 @@ def escalate_access_reviews() -> None:
         run.add("escalated", reviews.campaigns_escalate(now=timezone.now()))
 
 
-# Sending twice is better than not at all, so a redelivery after a lost worker is fine.
-@shared_task(
-    name=NOTIFY_TASK,
-    ignore_result=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OSError,),
-    retry_backoff=30,
-    max_retries=8,
-)
+@shared_task(name=NOTIFY_TASK, **EMAIL_TASK_OPTIONS)
 def notify_access_review(kind: str, campaign_id: int) -> None:
     """Email security officers (and, when overdue, the DPO) about a campaign."""
     with scopes_disabled():

@@ -81,3 +81,15 @@ def job_run(task: str, *, lock_ttl: timedelta | None = None) -> Iterator[RunReco
         run.save(update_fields=["outcome", "error", "finished_at", "counts"])
         if holder:
             lock_release(name=task, holder=holder)
+
+
+# Options of every task that sends email to staff: a redelivery after a lost worker means
+# at worst a second email, which beats none; SMTP hiccups (OSError) retry with backoff.
+EMAIL_TASK_OPTIONS = {
+    "ignore_result": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OSError,),
+    "retry_backoff": 30,
+    "max_retries": 8,
+}
