@@ -109,6 +109,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "incidents.tasks.sweep_outbox",
         "schedule": 60.0,
     },
+    "remind-legal-requests": {
+        # Daily: legal response deadlines within 2 days, expired non-disclosure orders with customers not told (C27).
+        "task": "governance.legal.tasks.remind_legal_requests",
+        "schedule": crontab(hour=7, minute=15),
+    },
 }
 
 _configure(app)

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "governance.audit",
     "governance.tenancy",
     "governance.access",
+    "governance.legal",
     "governance.portal",
     "incidents",
 ]
@@ -206,6 +207,13 @@ EVIDENCE_ALLOWED_TYPES = env.list(
     "EVIDENCE_ALLOWED_TYPES",
     default=["application/pdf", "image/png", "image/jpeg", "text/plain", "text/csv", "application/json"],
 )
+
+# --- Legal requests (C27) ----------------------------------------------------------------
+# Legal documents (orders, objections): folder for the encrypted bytes; size and type
+# limits are the evidence ones above.
+LEGAL_DOCUMENT_ROOT = env.str("LEGAL_DOCUMENT_ROOT", default=str(VAR_DIR / "legal"))
+# Public transparency report: counts below this are shown as a band "0-(N-1)".
+LEGAL_TRANSPARENCY_BAND = env.int("LEGAL_TRANSPARENCY_BAND", default=5)
 
 # --- Security (C07) -------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -8,5 +8,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
     path("admin/", site.urls),
     path("portal/", include("governance.portal.urls")),
+    path("transparency/", include("governance.legal.urls")),
     path("healthz", healthz, name="healthz"),
 ]

@@ -61,5 +61,5 @@ def test_seed_demo_is_idempotent_and_debug_only(settings):
     )
     assert counts[1:3] == (3, 6)
     staff = User.objects.filter(is_staff=True)
-    assert staff.count() == 6 and all(u.groups.count() == 1 for u in staff)
+    assert staff.count() == 7 and all(u.groups.count() == 1 for u in staff)
     assert Membership.objects.filter(role=Membership.Role.ADMIN).count() == 3

@@ -26,9 +26,10 @@ INCIDENT_MANAGER = "Incident manager"
 RISK_OWNER = "Risk owner"
 DATA_PROTECTION_OFFICER = "Data protection officer"
 AUDITOR = "Auditor"
+LEGAL_COUNSEL = "Legal counsel"
 
 # Apps whose every model an auditor may view (read-only evidence).
-AUDITED_APPS = ("tenancy", "access", "audit", "core", "incidents", "auth", "otp_totp", "axes")
+AUDITED_APPS = ("tenancy", "access", "audit", "core", "incidents", "legal", "auth", "otp_totp", "axes")
 
 ROLES: tuple[Role, ...] = (
     Role(
@@ -118,6 +119,29 @@ ROLES: tuple[Role, ...] = (
             "incidents.view_correctiveaction",
             "incidents.view_notification",
             "incidents.view_reportrequest",
+            "legal.view_legalrequest",
+            "legal.view_reviewchecklist",
+            "legal.view_decision",
+            "legal.view_customernotice",
+            "legal.view_nondisclosureorder",
+            "legal.view_disclosure",
+        ),
+    ),
+    Role(
+        LEGAL_COUNSEL,
+        "Reviews law-enforcement requests, decides, objects, tells customers, records disclosures (C27).",
+        (
+            "tenancy.view_organisation",
+            "legal.view_legalrequest",
+            "legal.add_legalrequest",
+            "legal.review_legalrequest",
+            "legal.view_legaldocument",
+            "legal.add_legaldocument",
+            "legal.view_reviewchecklist",
+            "legal.view_decision",
+            "legal.view_customernotice",
+            "legal.view_nondisclosureorder",
+            "legal.view_disclosure",
         ),
     ),
     Role(AUDITOR, "Reads everything needed as evidence; changes nothing.", ()),

@@ -32,6 +32,7 @@ STAFF = {
     "Risk owner": ("ravi", "Ravi", "Shah"),
     "Data protection officer": ("dana", "Dana", "Kowalski"),
     "Auditor": ("aud", "Aude", "Lindqvist"),
+    "Legal counsel": ("lena", "Lena", "Okafor"),
 }
 
 
