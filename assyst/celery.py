@@ -114,6 +114,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.legal.tasks.remind_legal_requests",
         "schedule": crontab(hour=7, minute=15),
     },
+    "remind-vulnerability-reports": {
+        # Daily before the UK working day: reports near or past the 3-working-day first-response target (C11).
+        "task": "governance.disclosure.tasks.remind_vulnerability_reports",
+        "schedule": crontab(hour=6, minute=45),
+    },
 }
 
 _configure(app)

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "governance.audit",
     "governance.tenancy",
     "governance.access",
+    "governance.disclosure",
     "governance.legal",
     "governance.portal",
     "incidents",
@@ -214,6 +215,20 @@ EVIDENCE_ALLOWED_TYPES = env.list(
 LEGAL_DOCUMENT_ROOT = env.str("LEGAL_DOCUMENT_ROOT", default=str(VAR_DIR / "legal"))
 # Public transparency report: counts below this are shown as a band "0-(N-1)".
 LEGAL_TRANSPARENCY_BAND = env.int("LEGAL_TRANSPARENCY_BAND", default=5)
+
+# --- Vulnerability disclosure (C11) ------------------------------------------------------
+# security.txt (RFC 9116): mailto: contacts besides the report form; Expires is computed
+# as now + this many days (1-365; the RFC advises less than a year ahead).
+SECURITY_TXT_CONTACT_EMAILS = env.list("SECURITY_TXT_CONTACT_EMAILS", default=["security@assyst.invalid"])
+SECURITY_TXT_EXPIRES_DAYS = env.int("SECURITY_TXT_EXPIRES_DAYS", default=180)
+if not 1 <= SECURITY_TXT_EXPIRES_DAYS <= 365:
+    raise ImproperlyConfigured("SECURITY_TXT_EXPIRES_DAYS must be between 1 and 365.")
+# Public report form: submissions per client IP per fixed window (shared cache), the
+# largest POST body accepted, and the first-response target in England working days.
+DISCLOSURE_RATE_LIMIT = env.int("DISCLOSURE_RATE_LIMIT", default=5)
+DISCLOSURE_RATE_WINDOW_SECONDS = env.int("DISCLOSURE_RATE_WINDOW_SECONDS", default=3600)
+DISCLOSURE_MAX_BODY_BYTES = env.int("DISCLOSURE_MAX_BODY_BYTES", default=256 * 1024)
+DISCLOSURE_FIRST_RESPONSE_WORKING_DAYS = env.int("DISCLOSURE_FIRST_RESPONSE_WORKING_DAYS", default=3)
 
 # --- Security (C07) -------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

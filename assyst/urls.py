@@ -9,5 +9,6 @@ urlpatterns = [
     path("admin/", site.urls),
     path("portal/", include("governance.portal.urls")),
     path("transparency/", include("governance.legal.urls")),
+    path("", include("governance.disclosure.urls")),
     path("healthz", healthz, name="healthz"),
 ]

@@ -29,7 +29,7 @@ AUDITOR = "Auditor"
 LEGAL_COUNSEL = "Legal counsel"
 
 # Apps whose every model an auditor may view (read-only evidence).
-AUDITED_APPS = ("tenancy", "access", "audit", "core", "incidents", "legal", "auth", "otp_totp", "axes")
+AUDITED_APPS = ("tenancy", "access", "audit", "core", "incidents", "legal", "disclosure", "auth", "otp_totp", "axes")
 
 ROLES: tuple[Role, ...] = (
     Role(
@@ -62,6 +62,9 @@ ROLES: tuple[Role, ...] = (
             "axes.delete_accessattempt",
             "otp_totp.view_totpdevice",
             "otp_totp.delete_totpdevice",
+            "disclosure.view_vulnerabilityreport",
+            "disclosure.triage_vulnerabilityreport",
+            "disclosure.view_reportevent",
         ),
     ),
     Role(
