@@ -11,4 +11,6 @@ urlpatterns = [
     path("transparency/", include("governance.legal.urls")),
     path("", include("governance.disclosure.urls")),
     path("healthz", healthz, name="healthz"),
+    # Public, cached, no session or CSRF: the status page, its feeds and JSON API (C14).
+    path("", include("incidents.status.urls")),
 ]

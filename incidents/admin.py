@@ -619,4 +619,4 @@ class NotificationAdmin(ReadOnlyAdmin):
 
 
 # Registered from their own module to keep this one small.
-from incidents import admin_reports  # noqa: E402, F401
+from incidents import admin_reports, admin_status  # noqa: E402, F401

@@ -8,7 +8,8 @@ active (Incident itself is not a scoped model).
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from governance.tenancy.models import Organisation
@@ -49,6 +50,41 @@ def customer_incident_or_404(organisation: Organisation, pk: int) -> Incident:
         return customer_incidents(organisation).get(pk=pk)
     except (Incident.DoesNotExist, ValueError, TypeError) as exc:
         raise Http404 from exc
+
+
+def with_public_timeline(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
+    """What the public may know of `incidents`: only public updates, prefetched into
+    `incident.public_updates` (newest first), the affected components, and the status and
+    time of the last public update (`public_status`, `public_updated_at`): an internal
+    update's status change is not public. Views never read `incident.updates`."""
+    last = IncidentUpdate.objects.filter(incident=OuterRef("pk"), visibility=PUBLIC).order_by("-created_at", "-id")
+    return (
+        incidents.defer("sensitive_details")
+        .annotate(
+            public_status=Coalesce(Subquery(last.values("status")[:1]), Value(Incident.Status.INVESTIGATING.value)),
+            public_updated_at=Coalesce(Subquery(last.values("created_at")[:1]), F("created_at")),
+        )
+        .prefetch_related(
+            Prefetch(
+                "updates",
+                queryset=IncidentUpdate.objects.filter(visibility=PUBLIC).order_by("-created_at", "-id"),
+                to_attr="public_updates",
+            ),
+            "status_components",
+        )
+    )
+
+
+RESOLVED = (Incident.Status.RESOLVED, Incident.Status.POSTMORTEM)
+
+
+def public_incidents(*, unresolved: bool = False) -> QuerySet[Incident]:
+    """THE public visibility rule (C14): general incidents only, public updates only. The
+    status page, its feeds, its JSON API (and later its notifications) read nothing else."""
+    qs = with_public_timeline(Incident.objects.filter(kind=Incident.Kind.GENERAL))
+    if unresolved:
+        qs = qs.exclude(public_status__in=RESOLVED)
+    return qs.order_by("-aware_at", "-pk")
 
 
 def public_updates(incident: Incident) -> QuerySet[IncidentUpdate]:

@@ -4,7 +4,7 @@ rows in the same transaction), corrective actions and closing (C12-C15, C17, C18
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
@@ -16,7 +16,9 @@ from django.utils import timezone
 from governance.access.models import User
 from governance.audit.services import audit_record
 from governance.tenancy.models import DataProtectionRole, Organisation
-from incidents.models import AffectedOrganisation, CorrectiveAction, Incident, IncidentUpdate, Notification
+from incidents.models import AffectedOrganisation, Component, CorrectiveAction, Incident, IncidentUpdate, Notification
+from incidents.status import cache as status_cache
+from incidents.status.services import component_status_set, component_statuses_clean
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,10 @@ def incident_create(
     organisations: Iterable[Organisation] = (),
     sensitive_details: str = "",
     incident_manager: User | None = None,
+    components: Iterable[Component] = (),
 ) -> Incident:
-    """Record an incident; affected organisations get their notice deadlines at once."""
+    """Record an incident; affected organisations get their notice deadlines at once. A
+    general incident appears on the public status page on commit."""
     _require_staff(acting_user, "incidents.add_incident")
     now = timezone.now()
     organisations = list({o.pk: o for o in organisations}.values())
@@ -97,6 +101,10 @@ def incident_create(
         )
         for organisation in organisations:
             _affect(incident, organisation, role=None)
+        if components:
+            incident.status_components.set(components)
+        if kind == Incident.Kind.GENERAL:
+            status_cache.bump_on_commit()
         audit_record(
             action="incident.created",
             actor=acting_user,
@@ -149,9 +157,14 @@ def incident_update_post(
     message: str,
     actions_for_customers: str = "",
     late_reason: str = "",
+    component_statuses: Mapping[int, str] | None = None,
 ) -> IncidentUpdate:
     """Add a timeline entry. A public update of a specific incident is a notice: one outbox
-    row per affected organisation, written in this same transaction (C15, C17)."""
+    row per affected organisation, written in this same transaction (C15, C17).
+
+    `component_statuses` ({component id: status}) changes public component statuses, so
+    only a public update may carry it; the changes are recorded in the components'
+    history and the components are linked to the incident (C14)."""
     _require_staff(acting_user, "incidents.change_incident")
     now = timezone.now()
     errors: dict[str, str] = {}
@@ -182,8 +195,11 @@ def incident_update_post(
                 + ", ".join(a.organisation.name for a in late)
                 + ": give the reasons for the delay (GDPR Art. 33(1))."
             )
+    if component_statuses and not public:
+        errors["component_statuses"] = "Component statuses are public: change them with a public update."
     if errors:
         raise ValidationError(errors)
+    component_changes = component_statuses_clean(component_statuses)
 
     with transaction.atomic():
         update = IncidentUpdate.objects.create(
@@ -198,6 +214,14 @@ def incident_update_post(
         if incident.status != status:
             incident.status = status
             incident.save(update_fields=["status"])
+        for component, component_status in component_changes.items():
+            component_status_set(
+                component=component, status=component_status, acting_user=acting_user, at=now, incident_update=update
+            )
+        if component_changes:
+            incident.status_components.add(*component_changes)
+        if public and incident.kind == Incident.Kind.GENERAL:
+            status_cache.bump_on_commit()
         notifications = [_notice_for(update, a, now) for a in affected]
         Notification.objects.bulk_create(notifications)
         for a in affected:
@@ -208,7 +232,12 @@ def incident_update_post(
             action=f"incident.update_{visibility}",
             actor=acting_user,
             obj=incident,
-            data={"status": status, "update": update.pk, "notices": len(notifications)},
+            data={
+                "status": status,
+                "update": update.pk,
+                "notices": len(notifications),
+                "components": {c.pk: s for c, s in component_changes.items()},
+            },
         )
         keys = [n.idempotency_key for n in notifications]
         if keys:

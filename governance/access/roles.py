@@ -102,6 +102,18 @@ ROLES: tuple[Role, ...] = (
             "incidents.change_rootcauseanalysis",
             "incidents.view_reportrequest",
             "incidents.change_reportrequest",
+            # The public status page (C14): components, their groups, maintenance.
+            "incidents.view_componentgroup",
+            "incidents.add_componentgroup",
+            "incidents.change_componentgroup",
+            "incidents.view_component",
+            "incidents.add_component",
+            "incidents.change_component",
+            "incidents.view_componentstatuschange",
+            "incidents.view_scheduledmaintenance",
+            "incidents.add_scheduledmaintenance",
+            "incidents.change_scheduledmaintenance",
+            "incidents.view_maintenanceupdate",
         ),
     ),
     Role(

@@ -22,6 +22,7 @@ urlpatterns = [
     path("access/log.csv", views_access.access_log_csv, name="access_log_csv"),
     path("access/settings/", views_access.access_settings, name="access_settings"),
     path("incidents/", views_incidents.incident_list, name="incident_list"),
+    path("status/", views_incidents.status, name="status"),
     path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident_detail"),
     path("incidents/<int:pk>/rca.pdf", views_incidents.incident_rca_pdf, name="incident_rca_pdf"),
     path("incidents/evidence/<int:pk>/download/", views_incidents.evidence_download, name="evidence_download"),

@@ -18,7 +18,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from governance.portal.access import customer_required
 from incidents import evidence as evidence_services
 from incidents import reports, selectors
-from incidents.models import ReportRequest
+from incidents.models import Incident, ReportRequest
+from incidents.status import snapshot
+from incidents.status import views as status_views
 
 KINDS = dict(ReportRequest.Kind.choices)
 
@@ -36,6 +38,34 @@ def _private_file(data: bytes, filename: str, content_type: str) -> HttpResponse
 def incident_list(request):
     incidents = selectors.customer_incidents_with_last_update(request.organisation)
     return render(request, "portal/incidents/list.html", {"incidents": incidents})
+
+
+@customer_required
+@require_GET
+@never_cache
+def status(request):
+    """The status page as a customer sees it: the public components and maintenance, and
+    the unresolved incidents they may see (general ones and their own specific ones)."""
+    components = snapshot.components()
+    incidents = status_views.labelled(
+        selectors.with_public_timeline(selectors.customer_incidents(request.organisation)).exclude(
+            public_status__in=selectors.RESOLVED
+        )
+    )
+    public = [i for i in incidents if i.kind == Incident.Kind.GENERAL]
+    indicator, description = snapshot.indicator(components, public)
+    maintenances = snapshot.maintenances(statuses=(*snapshot.ACTIVE, *status_views.UPCOMING))
+    return render(
+        request,
+        "portal/incidents/status.html",
+        {
+            "indicator": indicator,
+            "description": description,
+            "sections": snapshot.sections(snapshot.groups(), components),
+            "incidents": incidents,
+            "maintenances": maintenances,
+        },
+    )
 
 
 @customer_required

@@ -105,11 +105,27 @@ class Command(BaseCommand):
 
         from django.utils import timezone
 
-        from incidents.models import Incident
+        from incidents.models import Component, ComponentGroup, Incident
         from incidents.services import incident_create, incident_update_post
+        from incidents.status.services import component_group_save, component_save
 
         manager = User.objects.get(username=STAFF["Incident manager"][0])
         now = timezone.now()
+        # Status page components (C14), in two groups.
+        for position, (group_name, names) in enumerate(
+            (("Application", ("Web app", "API")), ("Reporting", ("Dashboards", "Exports")))
+        ):
+            group = ComponentGroup.objects.filter(name=group_name).first() or component_group_save(
+                group=ComponentGroup(name=group_name, position=position), acting_user=manager
+            )
+            for index, name in enumerate(names):
+                if not Component.objects.filter(name=name).exists():
+                    # History from 90 days back, so the demo's bars are not all "no data".
+                    component = Component(
+                        name=name, group=group, position=index, start_date=now.date() - timedelta(days=90)
+                    )
+                    component_save(component=component, acting_user=manager)
+        dashboards = Component.objects.get(name="Dashboards")
         if not Incident.objects.filter(title="Slow dashboard loading").exists():
             general = incident_create(
                 acting_user=manager,
@@ -119,6 +135,7 @@ class Command(BaseCommand):
                 detected_at=now - timedelta(hours=3),
                 aware_at=now - timedelta(hours=3),
                 affected_components=["Dashboards"],
+                components=[dashboards],
                 incident_manager=manager,
             )
             incident_update_post(
@@ -128,6 +145,7 @@ class Command(BaseCommand):
                 status=Incident.Status.IDENTIFIED,
                 message="A database index was missing after last night's release; a fix is rolling out.",
                 actions_for_customers="Nothing: reload the page if a dashboard does not appear.",
+                component_statuses={dashboards.pk: "degraded_performance"},
             )
         if not Incident.objects.filter(title="Misdirected export files").exists():
             incident_create(
