@@ -91,6 +91,19 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Public, cacheable paths: the tenant middleware does not look at the user there (no
+# session read, so no `Vary: Cookie`) and no tenant scope is active.
+PUBLIC_PATH_PREFIXES = (
+    "/status/",
+    "/api/v2/",
+    "/.well-known/",
+    "/security.txt",
+    "/transparency/",
+    "/security/policy/",
+    "/healthz",
+    "/static/",
+)
+
 ROOT_URLCONF = "assyst.urls"
 WSGI_APPLICATION = "assyst.wsgi.application"
 
