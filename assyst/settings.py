@@ -222,6 +222,17 @@ EVIDENCE_ALLOWED_TYPES = env.list(
     default=["application/pdf", "image/png", "image/jpeg", "text/plain", "text/csv", "application/json"],
 )
 
+# Status-page subscriptions (C14, C15): sign-ups per client IP per fixed window (shared
+# cache), how long a confirmation link works, webhook request timeout, consecutive failed
+# deliveries after which a webhook is disabled, and whether http://127.0.0.1 webhook URLs
+# are accepted (development and tests only; otherwise https is required).
+STATUS_SUBSCRIBE_RATE_LIMIT = env.int("STATUS_SUBSCRIBE_RATE_LIMIT", default=5)
+STATUS_SUBSCRIBE_RATE_WINDOW_SECONDS = env.int("STATUS_SUBSCRIBE_RATE_WINDOW_SECONDS", default=3600)
+STATUS_CONFIRM_HOURS = env.int("STATUS_CONFIRM_HOURS", default=48)
+STATUS_WEBHOOK_TIMEOUT_SECONDS = env.int("STATUS_WEBHOOK_TIMEOUT_SECONDS", default=10)
+STATUS_WEBHOOK_MAX_FAILURES = env.int("STATUS_WEBHOOK_MAX_FAILURES", default=10)
+STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP = env.bool("STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP", default=DEBUG)
+
 # --- Legal requests (C27) ----------------------------------------------------------------
 # Legal documents (orders, objections): folder for the encrypted bytes; size and type
 # limits are the evidence ones above.

@@ -1,4 +1,5 @@
-"""Admin for the status page: component groups, components and scheduled maintenance (C14).
+"""Admin for the status page: component groups, components, scheduled maintenance, and
+subscriptions (read-only subscriber list; webhooks made here by staff) (C14, C15).
 
 Declarative; every save goes through incidents.status.services, which records status
 changes in the components' history and refreshes the public page on commit. Nothing is
@@ -10,10 +11,18 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 
 from assyst.admin_site import site
-from incidents.models import Component, ComponentGroup, ComponentStatusChange, ScheduledMaintenance
-from incidents.status import services
+from incidents.models import (
+    Component,
+    ComponentGroup,
+    ComponentStatusChange,
+    ScheduledMaintenance,
+    StatusSubscriber,
+    StatusWebhook,
+)
+from incidents.status import services, subscriptions
 
 
 class _ServiceAdmin(admin.ModelAdmin):
@@ -141,3 +150,107 @@ class ScheduledMaintenanceAdmin(_ServiceAdmin):
 
     def save_related(self, request, form, formsets, change):
         pass  # components are set by the service
+
+
+# --- subscriptions (C14, C15) ------------------------------------------------------------------
+
+
+@admin.register(StatusSubscriber, site=site)
+class StatusSubscriberAdmin(admin.ModelAdmin):
+    """Read-only: subscribers manage themselves (double opt-in, one-click unsubscribe)."""
+
+    list_display = ("__str__", "email", "confirmed_at", "chosen_components", "created_at")
+    list_filter = (("confirmed_at", admin.EmptyFieldListFilter),)
+    fields = ("email", "confirmed_at", "confirm_expires_at", "components", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("components")
+
+    @admin.display(description="components")
+    def chosen_components(self, obj):
+        return ", ".join(c.name for c in obj.components.all()) or "all"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class StatusWebhookForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https", help_text="https only.")
+
+    class Meta:
+        model = StatusWebhook
+        fields = ("url", "description", "components")
+
+
+@admin.register(StatusWebhook, site=site)
+class StatusWebhookAdmin(_ServiceAdmin):
+    """Staff register endpoints (the secret is shown once, after saving); a webhook
+    disabled after repeated failures is shown here and can be re-enabled."""
+
+    form = StatusWebhookForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    list_display = ("__str__", "url", "active", "consecutive_failures", "last_success_at", "disabled_at")
+    list_filter = (("disabled_at", admin.EmptyFieldListFilter),)
+    filter_horizontal = ("components",)
+    actions = ["enable"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("url", "description", "components")
+        return (
+            "url",
+            "description",
+            "components",
+            "consecutive_failures",
+            "last_success_at",
+            "last_failure_at",
+            "disabled_at",
+            "disabled_reason",
+            "created_by",
+            "created_at",
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj) if obj else ()
+
+    @admin.display(boolean=True, description="active")
+    def active(self, obj):
+        return obj.is_active
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        try:
+            webhook, secret = subscriptions.webhook_create(
+                acting_user=request.user,
+                url=obj.url,
+                description=obj.description,
+                components=form.cleaned_data.get("components") or [],
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(request, text, messages.ERROR)
+            return
+        obj.pk, obj._state.adding = webhook.pk, False
+        self.message_user(
+            request,
+            f"Signing secret (shown only now, copy it to the receiver): {secret}. Verify "
+            f"{subscriptions.SIGNATURE_HEADER} = sha256=HMAC-SHA256(secret, "
+            f'"<{subscriptions.TIMESTAMP_HEADER}>." + body).',
+            messages.WARNING,
+        )
+
+    def save_related(self, request, form, formsets, change):
+        pass  # components are set by the service
+
+    @admin.action(description="Re-enable the selected webhooks")
+    def enable(self, request, queryset):
+        for webhook in queryset.exclude(disabled_at=None):
+            self._call(request, subscriptions.webhook_enable, webhook=webhook)

@@ -6,6 +6,11 @@ outcome is written in a second one. A worker that dies mid-send leaves a SENDING
 whose lease runs out; the sweep then takes it over. Delivery is therefore at least
 once: the Message-ID is derived from the idempotency key, so a resend after a lost
 acknowledgement carries the same Message-ID and receivers can de-duplicate it.
+
+Webhook rows (status-page subscriptions) are POSTed as JSON, signed with HMAC-SHA256
+over a timestamp and the body with the webhook's secret; a 2xx answer is delivery,
+anything else (redirects included) is a failure retried with the same backoff. The
+delivery id header is derived from the idempotency key, like the Message-ID.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,6 +30,7 @@ from django.utils import timezone
 
 from governance.audit.services import audit_record
 from incidents.models import AffectedOrganisation, Notification
+from incidents.status import subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,10 @@ def outbox_claim(*, notification_id: int, now: datetime) -> Notification | None:
     """
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update(skip_locked=True).filter(_due(now), pk=notification_id).first()
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("webhook")
+            .filter(_due(now), pk=notification_id)
+            .first()
         )
         if notification is None:
             return None
@@ -76,7 +87,7 @@ def _build(notification: Notification, message_id: str) -> EmailMessage:
         body=notification.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[notification.recipient],
-        headers={"Message-ID": message_id},
+        headers={"Message-ID": message_id, **subscriptions.email_headers(notification)},
         connection=get_connection(timeout=SEND_TIMEOUT_SECONDS),
     )
 
@@ -95,11 +106,57 @@ def outbox_send(notification: Notification) -> str:
     Must be called outside a transaction with a row returned by `outbox_claim`.
     """
     message_id = message_id_for(notification.idempotency_key)
+    if notification.channel == Notification.Channel.WEBHOOK:
+        return _send_webhook(notification, message_id)
     try:
         if _build(notification, message_id).send(fail_silently=False) != 1:
             raise RuntimeError("the mail backend accepted no message")
     except Exception as exc:  # any failure: the row is retried later, nothing is lost
         return _record_failure(notification, _error_text(exc, notification.recipient))
+    _record_sent(notification, message_id)
+    return "sent"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect is not delivery: it could point the signed body anywhere.
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def webhook_request(notification: Notification, delivery_id: str, *, now: datetime | None = None):
+    """The signed POST for a webhook row (the URL is checked again: settings may have
+    changed since the webhook was created)."""
+    webhook = notification.webhook
+    url = subscriptions.webhook_url_clean(webhook.url)
+    body = notification.body.encode()
+    timestamp = int((now or timezone.now()).timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Assyst-Status-Webhook/1",
+        subscriptions.TIMESTAMP_HEADER: str(timestamp),
+        subscriptions.SIGNATURE_HEADER: subscriptions.signature(webhook.secret, timestamp, body),
+        subscriptions.DELIVERY_HEADER: delivery_id.strip("<>").split("@", 1)[0],
+    }
+    return urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 (https or loopback)
+
+
+def _send_webhook(notification: Notification, message_id: str) -> str:
+    webhook = notification.webhook
+    if webhook is None or not webhook.is_active:
+        return _record_failure(notification, "WebhookDisabled: the webhook is disabled", give_up=True)
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(
+            webhook_request(notification, message_id), timeout=settings.STATUS_WEBHOOK_TIMEOUT_SECONDS
+        ) as response:
+            status = response.status
+        if not 200 <= status < 300:
+            raise RuntimeError(f"HTTP {status}")
+    except Exception as exc:  # any failure (timeout, refused, non-2xx): retried later
+        error = _error_text(exc, "")
+        subscriptions.webhook_record_outcome(webhook_id=webhook.pk, ok=False, error=error)
+        return _record_failure(notification, error)
+    subscriptions.webhook_record_outcome(webhook_id=webhook.pk, ok=True)
     _record_sent(notification, message_id)
     return "sent"
 
@@ -140,9 +197,9 @@ def _record_sent(notification: Notification, message_id: str) -> None:
     notification.status, notification.sent_at, notification.message_id = Status.SENT, now, message_id
 
 
-def _record_failure(notification: Notification, error: str) -> str:
+def _record_failure(notification: Notification, error: str, *, give_up: bool = False) -> str:
     now = timezone.now()
-    give_up = notification.attempts >= settings.OUTBOX_MAX_ATTEMPTS
+    give_up = give_up or notification.attempts >= settings.OUTBOX_MAX_ATTEMPTS
     fields = {"status": Status.FAILED if give_up else Status.PENDING, "lease_until": None, "last_error": error}
     if not give_up:
         fields["next_attempt_at"] = now + retry_delay(notification.attempts)

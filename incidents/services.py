@@ -18,6 +18,7 @@ from governance.audit.services import audit_record
 from governance.tenancy.models import DataProtectionRole, Organisation
 from incidents.models import AffectedOrganisation, Component, CorrectiveAction, Incident, IncidentUpdate, Notification
 from incidents.status import cache as status_cache
+from incidents.status import subscriptions
 from incidents.status.services import component_status_set, component_statuses_clean
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,9 @@ def incident_update_post(
         if public and incident.kind == Incident.Kind.GENERAL:
             status_cache.bump_on_commit()
         notifications = [_notice_for(update, a, now) for a in affected]
+        # Status-page subscribers and webhooks: every public update of a general incident
+        # (decided by public_incidents(), so nothing else ever reaches them).
+        notifications += subscriptions.update_notifications(update=update, now=now)
         Notification.objects.bulk_create(notifications)
         for a in affected:
             if a.notified_at is None and a.deadline_at is not None and a.deadline_at <= now and not a.late_reason:

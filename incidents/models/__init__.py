@@ -17,6 +17,8 @@ from incidents.models.status import (
     ComponentStatusChange,
     MaintenanceUpdate,
     ScheduledMaintenance,
+    StatusSubscriber,
+    StatusWebhook,
 )
 
 __all__ = [
@@ -34,4 +36,6 @@ __all__ = [
     "ReportRequest",
     "RootCauseAnalysis",
     "ScheduledMaintenance",
+    "StatusSubscriber",
+    "StatusWebhook",
 ]

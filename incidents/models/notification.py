@@ -12,7 +12,14 @@ class Notification(models.Model):
     beat sweep deliver it. `idempotency_key` (one per update and recipient) makes the
     row unique; `message_id` is derived from it, so a resend after a lost acknowledgement
     carries the same Message-ID.
+
+    Status-page subscriptions use the same rows: an email to a `subscriber`, or a signed
+    JSON POST to a `webhook` (channel "webhook": `body` is the JSON, `recipient` empty).
     """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Webhook"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -30,7 +37,15 @@ class Notification(models.Model):
     organisation = models.ForeignKey(
         "tenancy.Organisation", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
-    recipient = EncryptedEmailField()
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.EMAIL)
+    # Unsubscribing deletes the subscriber and its pending rows; sent rows stay as record.
+    subscriber = models.ForeignKey(
+        "incidents.StatusSubscriber", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    webhook = models.ForeignKey(
+        "incidents.StatusWebhook", null=True, blank=True, on_delete=models.PROTECT, related_name="notifications"
+    )
+    recipient = EncryptedEmailField(blank=True)
     subject = models.CharField(max_length=300)
     body = EncryptedTextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)

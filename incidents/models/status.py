@@ -1,11 +1,18 @@
-"""The public status page (C14): components customers use, their status history, and
-scheduled maintenance. Incidents link to the components they affect."""
+"""The public status page (C14): components customers use, their status history,
+scheduled maintenance, and the email and webhook subscriptions to it. Incidents link to
+the components they affect."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
+from governance.core.encryption import (
+    BlindIndexedSaveMixin,
+    BlindIndexField,
+    EncryptedCharField,
+    EncryptedEmailField,
+)
 from incidents.models.incident import Incident, IncidentUpdate
 
 
@@ -136,3 +143,65 @@ class ComponentStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component}: {self.status} at {self.at:%Y-%m-%d %H:%M}"
+
+
+# --- subscriptions (C14, C15) -------------------------------------------------------------
+
+
+class StatusSubscriber(BlindIndexedSaveMixin, models.Model):
+    """Someone who asked to be emailed about general incidents (double opt-in).
+
+    The address is encrypted; `email_index` (a keyed HMAC) finds duplicates. Only the
+    SHA-256 of the confirmation token is stored, and only until it is used or expires.
+    The unsubscribe token goes into every notice, so it is kept encrypted, with its hash
+    for the lookup. Unsubscribing deletes the row: nothing is kept about a former
+    subscriber except the audit event."""
+
+    email = EncryptedEmailField()
+    email_index = BlindIndexField(source="email", purpose="status-subscriber")
+    components = models.ManyToManyField(
+        Component, related_name="subscribers", blank=True, help_text="None: every component."
+    )
+    confirm_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    confirm_expires_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    unsubscribe_token = EncryptedCharField(max_length=100)
+    unsubscribe_token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"subscriber {self.pk} ({'confirmed' if self.confirmed_at else 'unconfirmed'})"
+
+
+class StatusWebhook(models.Model):
+    """An endpoint that receives every public update of general incidents as signed JSON
+    in Statuspage's webhook shape. Created by staff; the secret is shown once. Disabled
+    after STATUS_WEBHOOK_MAX_FAILURES consecutive failed deliveries."""
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    secret = EncryptedCharField(max_length=100, editable=False)
+    components = models.ManyToManyField(
+        Component, related_name="webhooks", blank=True, help_text="None: every component."
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "status webhook"
+
+    def __str__(self) -> str:
+        return self.description or self.url
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None

@@ -1,14 +1,19 @@
-"""Public URLs: the status page, its feeds and the Statuspage-compatible API (C14)."""
+"""Public URLs: the status page, its feeds, the Statuspage-compatible API and the
+subscription pages (C14)."""
 
 from django.urls import path
 
-from incidents.status import api, feeds, views
+from incidents.status import api, feeds, subscription_views, views
 
 app_name = "status"
 
 urlpatterns = [
     path("status/", views.status_page, name="page"),
     path("status/incidents/<int:pk>/", views.incident_page, name="incident"),
+    # Not cached, outside the public cache: the form has a CSRF token.
+    path("status/subscribe/", subscription_views.subscribe, name="subscribe"),
+    path("status/subscribe/confirm/<str:token>/", subscription_views.subscribe_confirm, name="subscribe_confirm"),
+    path("status/unsubscribe/<str:token>/", subscription_views.unsubscribe, name="unsubscribe"),
     path("status/feed.atom", feeds.atom, name="feed_atom"),
     path("status/feed.rss", feeds.rss, name="feed_rss"),
     path("api/v2/summary.json", api.summary, name="api_summary"),
