@@ -119,6 +119,21 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.disclosure.tasks.remind_vulnerability_reports",
         "schedule": crontab(hour=6, minute=45),
     },
+    "retention-cleanup": {
+        # Daily "is a clean-up due?" check: the 6-12-monthly run starts (or resumes after a crash) within a day (C21).
+        "task": "governance.retention.tasks.run_cleanup_if_due",
+        "schedule": crontab(hour=1, minute=30),
+    },
+    "backup-policy-check": {
+        # Daily: full <= 7 days, incremental <= 1 day, encrypted, primary location; misses email officers (C24).
+        "task": "governance.retention.tasks.check_backup_policy",
+        "schedule": crontab(hour=7, minute=30),
+    },
+    "expire-backups": {
+        # Daily: artefacts past 90 days are deleted from storage and marked expired (C22).
+        "task": "governance.retention.tasks.expire_backups",
+        "schedule": crontab(hour=4, minute=10),
+    },
 }
 
 _configure(app)

@@ -7,6 +7,7 @@ win over it. Required secrets fail fast outside debug: there is no silent fallba
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import environ
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "governance.access",
     "governance.disclosure",
     "governance.legal",
+    "governance.retention",
     "governance.portal",
     "incidents",
 ]
@@ -254,6 +256,33 @@ DISCLOSURE_RATE_WINDOW_SECONDS = env.int("DISCLOSURE_RATE_WINDOW_SECONDS", defau
 DISCLOSURE_MAX_BODY_BYTES = env.int("DISCLOSURE_MAX_BODY_BYTES", default=256 * 1024)
 DISCLOSURE_FIRST_RESPONSE_WORKING_DAYS = env.int("DISCLOSURE_FIRST_RESPONSE_WORKING_DAYS", default=3)
 
+# --- Retention and backups (C21, C22, C24) ---------------------------------------------
+# Clean-up runs purge terminated organisations; one run every this many months (6-12,
+# the FAQ's promise), counted from the last completed run or, before the first, from
+# the anchor date (YYYY-MM-DD).
+RETENTION_CLEANUP_INTERVAL_MONTHS = env.int("RETENTION_CLEANUP_INTERVAL_MONTHS", default=6)
+if not 6 <= RETENTION_CLEANUP_INTERVAL_MONTHS <= 12:
+    raise ImproperlyConfigured("RETENTION_CLEANUP_INTERVAL_MONTHS must be between 6 and 12 (the FAQ's promise).")
+try:
+    RETENTION_CLEANUP_ANCHOR = date.fromisoformat(env.str("RETENTION_CLEANUP_ANCHOR", default="2026-01-01"))
+except ValueError as _e:
+    raise ImproperlyConfigured("RETENTION_CLEANUP_ANCHOR must be a date, YYYY-MM-DD.") from _e
+# Rows deleted per transaction by the purge (bounded memory, short locks).
+RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=1000)
+# Backups are kept this many days (the FAQ: 3 months); deleted data leaves them after it.
+RETENTION_BACKUP_DAYS = env.int("RETENTION_BACKUP_DAYS", default=90)
+# Policy: a full backup at most this many days old, an incremental at most this many.
+RETENTION_FULL_BACKUP_MAX_AGE_DAYS = env.int("RETENTION_FULL_BACKUP_MAX_AGE_DAYS", default=7)
+RETENTION_INCREMENTAL_BACKUP_MAX_AGE_DAYS = env.int("RETENTION_INCREMENTAL_BACKUP_MAX_AGE_DAYS", default=1)
+# Where backups must be stored: the primary database's location (region or site name).
+RETENTION_PRIMARY_LOCATION = env.str("RETENTION_PRIMARY_LOCATION", default="uk-south")
+# Bearer token external backup tools use to report runs (POST /admin/retention/backuprecord/report/).
+# Empty: the endpoint refuses every request.
+RETENTION_BACKUP_API_TOKEN = env.str("RETENTION_BACKUP_API_TOKEN", default="")
+# The storage backend (a STORAGES alias) holding backup artefacts, for the expiry task.
+RETENTION_BACKUP_STORAGE = env.str("RETENTION_BACKUP_STORAGE", default="backups")
+RETENTION_BACKUP_ROOT = env.str("RETENTION_BACKUP_ROOT", default=str(VAR_DIR / "backups"))
+
 # --- Security (C07) -------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -340,6 +369,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Backup artefacts reported to the register; the expiry task deletes them after 90 days.
+    "backups": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": RETENTION_BACKUP_ROOT},
+    },
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG

@@ -29,7 +29,19 @@ AUDITOR = "Auditor"
 LEGAL_COUNSEL = "Legal counsel"
 
 # Apps whose every model an auditor may view (read-only evidence).
-AUDITED_APPS = ("tenancy", "access", "audit", "core", "incidents", "legal", "disclosure", "auth", "otp_totp", "axes")
+AUDITED_APPS = (
+    "tenancy",
+    "access",
+    "audit",
+    "core",
+    "incidents",
+    "legal",
+    "disclosure",
+    "retention",
+    "auth",
+    "otp_totp",
+    "axes",
+)
 
 ROLES: tuple[Role, ...] = (
     Role(
@@ -65,6 +77,14 @@ ROLES: tuple[Role, ...] = (
             "disclosure.view_vulnerabilityreport",
             "disclosure.triage_vulnerabilityreport",
             "disclosure.view_reportevent",
+            # Termination and clean-up (C21), backups (C22, C24).
+            "retention.confirm_termination",
+            "retention.view_termination",
+            "retention.add_termination",
+            "retention.view_cleanuprun",
+            "retention.view_deletioncertificate",
+            "retention.view_backuprecord",
+            "retention.view_backuppolicycheck",
         ),
     ),
     Role(

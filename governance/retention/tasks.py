@@ -1,0 +1,81 @@
+"""Celery adapters for retention: re-fetch by id, call services, record job runs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+
+from governance.core.jobs import EMAIL_TASK_OPTIONS, job_run
+from governance.retention import backups, services
+from governance.retention.cadence import cleanup_due, next_cleanup_date
+from governance.retention.models import DeletionCertificate
+
+log = logging.getLogger(__name__)
+
+CLEANUP_TASK = "governance.retention.tasks.run_cleanup_if_due"
+POLICY_TASK = "governance.retention.tasks.check_backup_policy"
+EXPIRY_TASK = "governance.retention.tasks.expire_backups"
+# The lease outlives any single run's time limit; a killed worker's lease lapses and the
+# next daily check resumes the purge from its recorded progress.
+CLEANUP_LEASE = timedelta(hours=2)
+
+
+@shared_task(name=CLEANUP_TASK, ignore_result=True)
+def run_cleanup_if_due() -> None:
+    """Daily: start (or resume) the clean-up run when its date has come (C21)."""
+    with job_run(CLEANUP_TASK, lock_ttl=CLEANUP_LEASE) as rec:
+        if rec is None:
+            return
+        if not cleanup_due():
+            rec.add("not_due")
+            return
+        run = services.cleanup_run()
+        rec.add("organisations", run.organisations)
+        log.info("clean-up run %s done; next due %s", run.pk, next_cleanup_date())
+
+
+@shared_task(name="governance.retention.tasks.email_certificate", **EMAIL_TASK_OPTIONS)
+def email_certificate(certificate_id: int) -> None:
+    """Send a deletion certificate to the organisation's former admins, then forget them."""
+    cert = DeletionCertificate.objects.select_related("termination").filter(pk=certificate_id).first()
+    if cert is None or cert.emailed_at is not None:
+        return
+    recipients = [a for a in cert.termination.certificate_recipients.splitlines() if a.strip()]
+    if recipients:
+        body = render_to_string(
+            "retention/email/certificate.txt",
+            {"certificate": cert, "content": services.certificate_content(cert)},
+        )
+        # One message per address: former admins of one customer need not see each other's.
+        for address in recipients:
+            send_mail(
+                f"Deletion certificate: {cert.organisation_name}",
+                body,
+                settings.DEFAULT_FROM_EMAIL,
+                [address],
+            )
+    services.certificate_mark_emailed(certificate=cert, recipients=len(recipients))
+
+
+@shared_task(name=POLICY_TASK, **EMAIL_TASK_OPTIONS)
+def check_backup_policy() -> None:
+    """Daily: full <= 7 days, incremental <= 1 day, encrypted, primary location (C24)."""
+    with job_run(POLICY_TASK, lock_ttl=timedelta(minutes=30)) as rec:
+        if rec is None:
+            return
+        check = backups.backup_policy_check()
+        rec.add("misses", len(check.misses))
+
+
+@shared_task(name=EXPIRY_TASK, ignore_result=True)
+def expire_backups() -> None:
+    """Daily: delete artefacts past their 90 days from storage; keep the record (C22)."""
+    with job_run(EXPIRY_TASK, lock_ttl=timedelta(hours=1)) as rec:
+        if rec is None:
+            return
+        rec.add("expired", backups.backups_expire())
