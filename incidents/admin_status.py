@@ -159,10 +159,16 @@ class ScheduledMaintenanceAdmin(_ServiceAdmin):
 class StatusSubscriberAdmin(admin.ModelAdmin):
     """Read-only: subscribers manage themselves (double opt-in, one-click unsubscribe)."""
 
-    list_display = ("__str__", "email", "confirmed_at", "chosen_components", "created_at")
+    list_display = ("__str__", "masked_email", "confirmed_at", "chosen_components", "created_at")
     list_filter = (("confirmed_at", admin.EmptyFieldListFilter),)
-    fields = ("email", "confirmed_at", "confirm_expires_at", "components", "created_at")
+    fields = ("masked_email", "confirmed_at", "confirm_expires_at", "components", "created_at")
     readonly_fields = fields
+
+    @admin.display(description="email")
+    def masked_email(self, obj) -> str:
+        """Subscribers are members of the public: staff see enough to recognise a domain."""
+        local, _, domain = (obj.email or "").partition("@")
+        return f"{local[:1]}***@{domain}" if domain else "-"
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("components")

@@ -134,6 +134,11 @@ ROLES: tuple[Role, ...] = (
             "incidents.add_scheduledmaintenance",
             "incidents.change_scheduledmaintenance",
             "incidents.view_maintenanceupdate",
+            # Status subscriptions: subscribers manage themselves; webhooks are set up by staff.
+            "incidents.view_statussubscriber",
+            "incidents.view_statuswebhook",
+            "incidents.add_statuswebhook",
+            "incidents.change_statuswebhook",
         ),
     ),
     Role(
