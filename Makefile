@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check bench clean
+.PHONY: run test lint check bench bench-status clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -39,6 +39,12 @@ check: $(STAMP)
 # sink; PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set. `make bench ORGS=1000` is quicker.
 bench: $(STAMP)
 	PYTHONPATH=. $(PY) bench/outbox_bench.py $(if $(ORGS),--orgs $(ORGS))
+
+# Public status page benchmark (README "Performance"): throwaway PostgreSQL database
+# (DATABASE_URL required), Redis cache when REDIS_URL is set, gunicorn on 127.0.0.1 and
+# wrk (Debian: `apt-get install -y wrk`); under 3 minutes. BENCH_ARGS="--duration 5" is quicker.
+bench-status: $(STAMP)
+	PYTHONPATH=. $(PY) bench/status_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var staticfiles
