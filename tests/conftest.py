@@ -24,6 +24,31 @@ def pytest_configure(config) -> None:
         assert settings.CELERY_BROKER_URL.startswith("redis"), "CI must use Redis"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_filesystem_broker(tmp_path_factory):
+    """With the embedded filesystem broker, each test session gets its own empty folders:
+    messages queued by earlier runs (or by `make run`) must not reach the tests' workers."""
+    from assyst.celery import app
+
+    options = app.conf.broker_transport_options
+    if "data_folder_in" not in options:
+        yield
+        return
+    saved = dict(options)
+    root = tmp_path_factory.mktemp("broker")
+    for sub in ("queue", "processed", "control"):
+        (root / sub).mkdir()
+    options.update(
+        data_folder_in=str(root / "queue"),
+        data_folder_out=str(root / "queue"),
+        processed_folder=str(root / "processed"),
+        control_folder=str(root / "control"),
+    )
+    yield
+    options.clear()
+    options.update(saved)
+
+
 @pytest.fixture(autouse=True)
 def _fast_hashers_and_no_scope(settings):
     """Fast hasher in tests (the Argon2 test sets its own); code outside requests runs
