@@ -15,14 +15,11 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import re
-import secrets
 import unicodedata
 from collections.abc import Iterable
-from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -31,7 +28,8 @@ from django.db import transaction
 
 from governance.access.models import User
 from governance.audit.services import audit_record
-from governance.core.encryption import DataKey, DecryptionError, current_key, key_id_of, keyring
+from governance.core.encrypted_files import EncryptedFileStore
+from governance.core.encryption import DataKey
 from governance.tenancy.models import Organisation
 from incidents.models import AffectedOrganisation, Evidence, Incident
 from incidents.selectors import customer_incidents
@@ -143,68 +141,13 @@ def evidence_check_file(uploaded_file: UploadedFile) -> tuple[bytes, str]:
 # --- storage --------------------------------------------------------------------------------
 
 
-def _root() -> Path:
-    return Path(settings.EVIDENCE_ROOT).resolve()
-
-
-def _path_of(stored_name: str) -> Path:
-    root = _root()
-    path = (root / stored_name).resolve()
-    if root not in path.parents:
-        raise ValidationError("Invalid evidence storage name.")
-    return path
-
-
-def _write_atomically(path: Path, token: bytes) -> None:
-    """Write to a private temporary file, fsync, then rename over `path`: a crash leaves
-    the old content or the new, never half of either."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(token)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _write_encrypted(data: bytes) -> str:
-    stored_name = f"{secrets.token_hex(1)}/{secrets.token_hex(24)}.bin"
-    _write_atomically(_path_of(stored_name), current_key().encrypt(data))
-    return stored_name
-
-
-def _read_decrypted(evidence: Evidence) -> bytes:
-    token = _path_of(evidence.stored_name).read_bytes()
-    wanted = key_id_of(token)
-    for key in keyring():
-        if hmac.compare_digest(key.key_id, wanted):
-            data = key.decrypt(token)
-            break
-    else:
-        raise DecryptionError("no configured key matches this file's key id")
-    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), evidence.sha256):
-        raise DecryptionError("evidence file does not match its recorded sha256")
-    return data
+STORE = EncryptedFileStore("EVIDENCE_ROOT", "evidence file")
 
 
 def evidence_files_rotate(*, key: DataKey, dry_run: bool = False) -> tuple[int, int]:
-    """Re-encrypt every evidence file not yet under `key` (for `rotate_encryption_key`).
-
-    Each file is replaced atomically, so a crash leaves it under the old or the new key,
-    both readable while the old key is a fallback; a rerun continues with what is left.
-    """
-    checked = rewritten = 0
-    for evidence in Evidence.objects.order_by("pk").iterator(chunk_size=200):
-        path = _path_of(evidence.stored_name)
-        checked += 1
-        if hmac.compare_digest(key_id_of(path.read_bytes()), key.key_id):
-            continue
-        rewritten += 1
-        if dry_run:
-            continue
-        _write_atomically(path, key.encrypt(_read_decrypted(evidence)))
-    return checked, rewritten
+    """Re-encrypt every evidence file not yet under `key` (hook of `rotate_encryption_key`)."""
+    files = Evidence.objects.order_by("pk").values_list("stored_name", "sha256").iterator(chunk_size=200)
+    return STORE.rotate(files, key=key, dry_run=dry_run)
 
 
 # --- services -------------------------------------------------------------------------------
@@ -229,7 +172,7 @@ def evidence_add(
         raise ValidationError({"title": "Give the evidence a title."})
     organisations = evidence_check_sharing(incident=incident, organisations=share_with)
     data, content_type = evidence_check_file(uploaded_file)
-    stored_name = _write_encrypted(data)
+    stored_name = STORE.write(data)
     try:
         with transaction.atomic():
             evidence = Evidence.objects.create(
@@ -257,7 +200,7 @@ def evidence_add(
             )
     except BaseException:
         # The row never existed: do not leave its ciphertext behind.
-        _path_of(stored_name).unlink(missing_ok=True)
+        STORE.remove(stored_name)
         raise
     return evidence
 
@@ -297,7 +240,7 @@ def evidence_open(*, evidence: Evidence, user: User) -> tuple[bytes, str, str]:
         allowed = user.is_staff and user.has_perm("incidents.view_evidence")
     if not allowed:
         raise PermissionDenied("You cannot download this evidence.")
-    data = _read_decrypted(evidence)
+    data = STORE.read(evidence.stored_name, evidence.sha256)
     with transaction.atomic():
         audit_record(
             action="incident.evidence_downloaded",
