@@ -4,58 +4,25 @@ from a loopback SMTP server and confirms in the browser (C14, C15)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from incidents import tasks
 from incidents.models import StatusSubscriber
 from incidents.outbox import outbox_sweep
 from incidents.status import cache as status_cache
+from tests.e2e.conftest import needs_chromium, shot
 from tests.test_outbox import Sink, _serve
 from tests.test_portal_incidents import make_incident, post_update
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(settings.BASE_DIR) / "var" / "e2e"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.commitment("C14"),
     pytest.mark.commitment("C15"),
-    # A machine with only Python has no browser; CI installs Chromium and must run this.
-    pytest.mark.skipif(
-        CHROMIUM is None and not os.environ.get("CI_REQUIRE_SERVICES"),
-        reason="Chromium is not installed (CI installs it and runs this test)",
-    ),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def browser(live_server):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are
-    # still synchronous and safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-            )
-            yield browser
-            # While Playwright's loop runs, the test's ORM calls use a connection of their own
-            # (Django keeps connections per async context); close it or it outlives the test DB.
-            connections.close_all()
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture
@@ -76,8 +43,7 @@ def test_page_feed_and_email_subscription(browser, live_server, smtp_server, set
     page = browser.new_page()
     page.goto(f"{live_server.url}/status/")
     assert "Dashboards are slow" in page.content()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "status-page.png"), full_page=True)
+    shot(page, "status-page")
 
     # The Atom feed is linked from the page and lists the incident.
     href = page.get_attribute("header nav a:has-text('Atom feed')", "href")
@@ -102,5 +68,5 @@ def test_page_feed_and_email_subscription(browser, live_server, smtp_server, set
     link = re.search(r"http://\S+/status/subscribe/confirm/[\w-]+/", mail["message"].get_content()).group(0)
     page.goto(link)
     assert "confirmed" in page.content().lower()
-    page.screenshot(path=str(SHOTS / "status-subscription-confirmed.png"), full_page=True)
+    shot(page, "status-subscription-confirmed")
     assert StatusSubscriber.objects.get().confirmed_at is not None

@@ -4,15 +4,10 @@ data, the grant expires, and the customer reads the access log (C02-C04)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import time_machine
-from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 from django_otp.oath import totp
 
@@ -20,44 +15,16 @@ from governance.access.models import AccessLogEntry, SupportAccessRequest
 from governance.access.roles import SECURITY_OFFICER, SUPPORT_ENGINEER
 from governance.access.tasks import expire_support_access
 from governance.tenancy.models import Membership
+from tests.e2e.conftest import needs_chromium, shot
 from tests.factories import PASSWORD, MembershipFactory, OrganisationFactory, StaffFactory
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(settings.BASE_DIR) / "var" / "e2e"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.commitment("C02"),
     pytest.mark.commitment("C03"),
     pytest.mark.commitment("C04"),
-    # A machine with only Python has no browser; CI installs Chromium and must run this.
-    pytest.mark.skipif(
-        CHROMIUM is None and not os.environ.get("CI_REQUIRE_SERVICES"),
-        reason="Chromium is not installed (CI installs it and runs this test)",
-    ),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def browser(live_server):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are
-    # still synchronous and safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-            )
-            yield browser
-            # While Playwright's loop runs, the test's ORM calls use a connection of their own
-            # (Django keeps connections per async context); close it or it outlives the test DB.
-            connections.close_all()
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def _code(user) -> str:
@@ -86,11 +53,6 @@ def _customer_page(browser, live_server, user):
     return page
 
 
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 def test_request_approval_consent_access_expiry_and_log(browser, live_server):
     org = OrganisationFactory(name="Northwind Health", primary_contact_email="nadia@northwind.example")
     engineer = StaffFactory(role=SUPPORT_ENGINEER, first_name="Sam", last_name="Patel")
@@ -112,7 +74,7 @@ def test_request_approval_consent_access_expiry_and_log(browser, live_server):
     sam.wait_for_load_state()
     request = SupportAccessRequest.objects.get(ticket_reference="SUP-4711")
     assert request.status == SupportAccessRequest.Status.PENDING
-    _shot(sam, "1-request-created")
+    shot(sam, "1-request-created")
 
     # Nothing is open yet.
     data_url = f"{live_server.url}/admin/tenancy/organisation/{org.pk}/customer-data/"
@@ -133,7 +95,7 @@ def test_request_approval_consent_access_expiry_and_log(browser, live_server):
     nadia.goto(f"{live_server.url}/portal/access/")
     nadia.click(f"a[href='/portal/access/requests/{request.pk}/']")
     assert "SUP-4711" in nadia.content() and "Invoices fail to export" in nadia.content()
-    _shot(nadia, "2-customer-sees-request")
+    shot(nadia, "2-customer-sees-request")
     nadia.click("button[name=decision][value=approve]")
     nadia.wait_for_load_state()
     request.refresh_from_db()
@@ -144,7 +106,7 @@ def test_request_approval_consent_access_expiry_and_log(browser, live_server):
     response = sam.goto(data_url)
     assert response.status == 200
     assert "nadia@northwind.example" in sam.content()
-    _shot(sam, "3-engineer-reads-data")
+    shot(sam, "3-engineer-reads-data")
     assert AccessLogEntry.objects.filter(grant=grant, staff=engineer).count() >= 2
 
     # 5. At the end of the window access stops, before beat has even run.
@@ -158,6 +120,6 @@ def test_request_approval_consent_access_expiry_and_log(browser, live_server):
     nadia.goto(f"{live_server.url}/portal/access/log/")
     body = nadia.content()
     assert "SUP-4711" in body and engineer.username in body
-    _shot(nadia, "4-customer-reads-log")
+    shot(nadia, "4-customer-reads-log")
     csv = nadia.request.get(f"{live_server.url}/portal/access/log.csv")
     assert csv.ok and "SUP-4711" in csv.text()
