@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 from assyst.admin_site import site
 from governance.access import services
 from governance.access.models import AccessLogEntry, DataScope, ReasonType, SupportAccessRequest, SupportGrant
-from governance.core.admin import ReadOnlyAdmin
+from governance.core.admin import ReadOnlyAdmin, ServiceCreatedAdmin
 from governance.tenancy.models import Organisation
 
 Status = SupportAccessRequest.Status
@@ -162,11 +162,14 @@ class RevokeForm(forms.Form):
 
 
 @admin.register(SupportAccessRequest, site=site)
-class SupportAccessRequestAdmin(admin.ModelAdmin):
+class SupportAccessRequestAdmin(ServiceCreatedAdmin):
     """Requests: added by support engineers, decided internally by security officers.
 
     Read-only once made: the decide and cancel pages are the only ways to change one.
     """
+
+    add_form = SupportRequestAddForm
+    add_form_user_attr = "requester"
 
     list_display = (
         "organisation",
@@ -268,29 +271,6 @@ class SupportAccessRequestAdmin(admin.ModelAdmin):
             return "none (issued once both decisions approve)"
         url = reverse("admin:access_supportgrant_change", args=[grant.pk])
         return format_html('<a href="{}">Grant #{}</a> ({})', url, grant.pk, grant.state(timezone.now()))
-
-    def get_fieldsets(self, request, obj=None):
-        if obj is None:
-            return [(None, {"fields": self.add_fields})]
-        return self.detail_fieldsets
-
-    def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return ()
-        return [f for _, opts in self.detail_fieldsets for f in opts["fields"]]
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            return type("SupportRequestAddForm", (SupportRequestAddForm,), {"requester": request.user})
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def save_model(self, request, obj, form, change) -> None:
-        # Saved by services.support_request_create in the form's clean(); never here.
-        if obj.pk is None:
-            raise PermissionDenied("Requests are created only through the support-access service.")
-
-    def save_related(self, request, form, formsets, change) -> None:
-        pass
 
     # --- the decide and cancel pages
 

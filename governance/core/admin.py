@@ -1,6 +1,7 @@
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -22,6 +23,46 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ServiceCreatedAdmin(admin.ModelAdmin):
+    """An admin whose add form creates the object through a service (the form calls it in
+    `clean()`, so service errors land on its fields) and whose objects are read-only after.
+
+    Subclasses set `add_form` (a plain Form with a `save()` returning the created object),
+    `add_form_user_attr` (the attribute the form reads the acting user from),
+    `detail_fieldsets`, and optionally `add_fields` (default: every field of the form).
+    """
+
+    add_form: type
+    add_form_user_attr: str
+    add_fields: tuple[str, ...] | None = None
+    detail_fieldsets: list = []
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": self.add_fields or tuple(self.add_form.base_fields)})]
+        return self.detail_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return [f for _, opts in self.detail_fieldsets for f in opts["fields"]]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            return type(self.add_form.__name__, (self.add_form,), {self.add_form_user_attr: request.user})
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def save_model(self, request, obj, form, change) -> None:
+        # The service saved everything in the form's clean(); the model path never does.
+        if obj.pk is None:
+            raise PermissionDenied(
+                f"{self.model._meta.verbose_name_plural.capitalize()} are created only through their service."
+            )
+
+    def save_related(self, request, form, formsets, change) -> None:
+        pass
 
 
 @admin.register(JobRun, site=site)

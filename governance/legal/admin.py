@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST
 
 from assyst.admin_site import site
 from governance.access.admin_support import time_left
+from governance.core.admin import ServiceCreatedAdmin
 from governance.legal import services
 from governance.legal.models import (
     CustomerNotice,
@@ -208,9 +209,12 @@ class DeadlineFilter(admin.SimpleListFilter):
 
 
 @admin.register(LegalRequest, site=site)
-class LegalRequestAdmin(admin.ModelAdmin):
+class LegalRequestAdmin(ServiceCreatedAdmin):
     """Legal requests: registered, reviewed, decided, notices, orders and disclosures, all
     through the pages linked from a request; read-only otherwise."""
+
+    add_form = RequestAddForm
+    add_form_user_attr = "acting_user"
 
     list_display = (
         "__str__",
@@ -400,29 +404,6 @@ class LegalRequestAdmin(admin.ModelAdmin):
         if not rows:
             return "none"
         return format_html_join(mark_safe("<br>"), "{} to {} by {}: {}{}", rows)
-
-    def get_fieldsets(self, request, obj=None):
-        if obj is None:
-            return [(None, {"fields": tuple(RequestAddForm.base_fields)})]
-        return self.detail_fieldsets
-
-    def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return ()
-        return [f for _, opts in self.detail_fieldsets for f in opts["fields"]]
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            return type("RequestAddForm", (RequestAddForm,), {"acting_user": request.user})
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def save_model(self, request, obj, form, change) -> None:
-        # Saved by services.legal_request_create in the form's clean(); never here.
-        if obj.pk is None:
-            raise PermissionDenied("Legal requests are created only through the legal service.")
-
-    def save_related(self, request, form, formsets, change) -> None:
-        pass
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {"may_act": services.is_legal_counsel(request.user)}
