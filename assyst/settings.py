@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Public status outputs from memory, before sessions and auth (incidents/status/middleware.py).
+    "incidents.status.middleware.PublicResponseCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -317,6 +319,9 @@ CONTENT_SECURITY_POLICY = {
 # REDIS_URL (redis:// or rediss:// for TLS) switches broker and cache to Redis.
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_SSL_CERT_REQS = env.str("REDIS_SSL_CERT_REQS", default="required")
+# Web processes hold the status page's version in memory, kept current over Redis pub/sub
+# (incidents/status/cache.py). Off: every status request reads the version from Redis.
+STATUS_VERSION_WATCH = env.bool("STATUS_VERSION_WATCH", default=True)
 
 if REDIS_URL:
     CACHES = {

@@ -5,55 +5,38 @@ alter a public output bumps it on commit. Responses are cached under the version
 the day (the 90-day bars move at midnight), and the version is the ETag, so a
 conditional GET is answered 304 by `condition` before the view runs. Nothing cached
 here may depend on the visitor: these views never read the user, session or CSRF token.
+
+With Redis, every web process also holds the current version in memory, kept current
+by a thread subscribed to a Redis channel that `bump` publishes on (`VersionWatcher`);
+a request then needs no round trip to Redis at all, and `PublicResponseCacheMiddleware`
+answers it from the process's copy of the finished response. The shared cache stays
+the source of truth: the watcher re-reads the version from it after every message and
+on every (re)connect, and while it is not subscribed, requests read the cache as before.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import threading
-from collections import OrderedDict
+import time as monotonic_time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import condition, require_safe
 
+log = logging.getLogger(__name__)
+
 VERSION_KEY = "status:version"
 # Safety net only: entries are keyed by version, so a stale one is never served.
 TTL_SECONDS = 24 * 3600
-# Each process also keeps the outputs it served last, by the same versioned key: a key's
-# body never changes, so this copy cannot be stale, and a request then costs one cache
-# read (the version) instead of two plus the transfer of the body (80 KB for the page).
-LOCAL_MAX_BYTES = 8 * 1024 * 1024
-_local: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
-_local_bytes = 0
-_local_lock = threading.Lock()
-
-
-def _local_get(key: str) -> tuple[bytes, str] | None:
-    with _local_lock:
-        value = _local.get(key)
-        if value is not None:
-            _local.move_to_end(key)
-        return value
-
-
-def _local_put(key: str, value: tuple[bytes, str]) -> None:
-    global _local_bytes
-    with _local_lock:
-        if key in _local or len(value[0]) > LOCAL_MAX_BYTES // 4:
-            return
-        _local[key] = value
-        _local_bytes += len(value[0])
-        while _local_bytes > LOCAL_MAX_BYTES:
-            _, (body, _) = _local.popitem(last=False)
-            _local_bytes -= len(body)
-
-
 def _new_version(previous_at: datetime | None) -> tuple[str, datetime]:
     # Last-Modified has one-second resolution: move it forward by at least a second on
     # every change, so If-Modified-Since alone can never hide a change.
@@ -63,7 +46,11 @@ def _new_version(previous_at: datetime | None) -> tuple[str, datetime]:
     return secrets.token_hex(6), at
 
 
+CHANNEL_KEY = "status:changed"
+
+
 def current_version() -> tuple[str, datetime]:
+    """The version as the shared cache holds it (one cache read)."""
     value = cache.get(VERSION_KEY)
     if value is None:
         cache.add(VERSION_KEY, _new_version(None), None)
@@ -75,6 +62,97 @@ def bump() -> None:
     """A public change happened: every cached status output is now stale."""
     previous = cache.get(VERSION_KEY)
     cache.set(VERSION_KEY, _new_version(previous[1] if previous else None), None)
+    watcher.changed()
+
+
+class VersionWatcher:
+    """This process's copy of the version, kept current through Redis pub/sub.
+
+    `get()` returns None (callers then read the cache) until the thread has subscribed
+    and read the version, and again as soon as the subscription fails, so a process that
+    cannot hear about changes never trusts its copy. The thread is started lazily, in
+    the process that serves requests (after gunicorn's fork), and restarted in a child.
+    """
+
+    def __init__(self) -> None:
+        self._version: tuple[str, datetime] | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._client = None
+        self._pid_client: int | None = None
+
+    @staticmethod
+    def enabled() -> bool:
+        return bool(getattr(settings, "REDIS_URL", "")) and settings.STATUS_VERSION_WATCH
+
+    def get(self) -> tuple[str, datetime] | None:
+        if self._pid != os.getpid():
+            if not self.enabled():
+                return None
+            self._start()
+        return self._version
+
+    def changed(self) -> None:
+        """Called by `bump` after it wrote the new version: tell every process."""
+        if not self.enabled():
+            return
+        if self._pid == os.getpid() and self._version is not None:
+            self._version = current_version()  # this process sees its own change at once
+        try:
+            self._publisher().publish(cache.make_key(CHANNEL_KEY), b"1")
+        except Exception:  # the versioned cache is still right; watchers catch up on reconnect
+            log.warning("Could not publish a status change; web processes re-read on reconnect", exc_info=True)
+
+    def _redis(self):
+        import redis
+
+        kwargs = {}
+        if settings.REDIS_URL.startswith("rediss://"):
+            kwargs["ssl_cert_reqs"] = settings.REDIS_SSL_CERT_REQS
+        return redis.Redis.from_url(settings.REDIS_URL, health_check_interval=10, **kwargs)
+
+    def _publisher(self):
+        if self._client is None or self._pid_client != os.getpid():
+            self._client, self._pid_client = self._redis(), os.getpid()
+        return self._client
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid, self._version = os.getpid(), None
+            threading.Thread(target=self._run, name="status-version-watcher", daemon=True).start()
+
+    def _run(self) -> None:
+        delay = 0.5
+        while True:
+            pubsub = None
+            try:
+                pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(cache.make_key(CHANNEL_KEY))
+                # Subscribed first, then read: a change between the two is not missed.
+                while pubsub.get_message(timeout=1.0) is None and not pubsub.subscribed:
+                    pass
+                self._version = current_version()
+                delay = 0.5
+                while True:
+                    message = pubsub.get_message(timeout=5.0)  # also pings the server when idle
+                    if message is not None:
+                        self._version = current_version()
+            except Exception:
+                self._version = None
+                log.warning("Status version watcher lost Redis; retrying in %.1f s", delay, exc_info=True)
+                monotonic_time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            finally:
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # noqa: S110 - already failing; the loop reconnects
+                        pass
+
+
+watcher = VersionWatcher()
 
 
 def bump_on_commit() -> None:
@@ -83,13 +161,13 @@ def bump_on_commit() -> None:
 
 def _state(request: HttpRequest) -> tuple[str, datetime, date]:
     if not hasattr(request, "_status_state"):
-        token, at = current_version()
+        token, at = watcher.get() or current_version()
         today = timezone.now().astimezone(UTC).date()
         request._status_state = (token, at, today)
     return request._status_state
 
 
-def _etag(request: HttpRequest, *args, **kwargs) -> str:
+def request_etag(request: HttpRequest, *args, **kwargs) -> str:
     token, _, today = _state(request)
     return f"{token}-{today:%Y%m%d}"
 
@@ -105,20 +183,20 @@ def public_cached(name: str) -> Callable:
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @require_safe
-        @condition(etag_func=_etag, last_modified_func=_last_modified)
+        @condition(etag_func=request_etag, last_modified_func=_last_modified)
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            parts = [name, request.get_host(), _etag(request), *map(str, args), *map(str, kwargs.values())]
+            parts = [name, request.get_host(), request_etag(request), *map(str, args), *map(str, kwargs.values())]
             key = "status:out:" + ":".join(parts)
-            cached = _local_get(key) or cache.get(key)
+            cached = cache.get(key)
             if cached is None:
                 response = view(request, *args, **kwargs)
                 if response.status_code != 200:
                     return response
                 cached = (response.content, response["Content-Type"])
                 cache.set(key, cached, TTL_SECONDS)
-            _local_put(key, cached)
             response = HttpResponse(cached[0], content_type=cached[1])
+            response.public_cacheable = True  # PublicResponseCacheMiddleware may keep it
             # Browsers and proxies revalidate every time: the answer is a cheap 304.
             response["Cache-Control"] = "public, max-age=0, must-revalidate"
             if name.startswith("api:"):
