@@ -134,6 +134,18 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.retention.tasks.expire_backups",
         "schedule": crontab(hour=4, minute=10),
     },
+    "backup-portal-db-full": {
+        # Weekly full backup of the portal's own database, encrypted and registered (C24).
+        "task": "governance.retention.tasks.backup_portal_database",
+        "schedule": crontab(hour=0, minute=40, day_of_week="sun"),
+        "args": ("full",),
+    },
+    "backup-portal-db-incremental": {
+        # Daily on the other six days, so no restore point is older than a day (C24); before the 07:30 policy check.
+        "task": "governance.retention.tasks.backup_portal_database",
+        "schedule": crontab(hour=0, minute=40, day_of_week="mon-sat"),
+        "args": ("incremental",),
+    },
 }
 
 _configure(app)

@@ -284,6 +284,15 @@ RETENTION_BACKUP_API_TOKEN = env.str("RETENTION_BACKUP_API_TOKEN", default="")
 # The storage backend (a STORAGES alias) holding backup artefacts, for the expiry task.
 RETENTION_BACKUP_STORAGE = env.str("RETENTION_BACKUP_STORAGE", default="backups")
 RETENTION_BACKUP_ROOT = env.str("RETENTION_BACKUP_ROOT", default=str(VAR_DIR / "backups"))
+# The portal's own database backups (manage.py backup_database): AES-256-GCM key, at least
+# 32 random characters, kept apart from CRYPTOGRAPHY_KEY and from the backups themselves.
+# Unset: backups refuse to run (never unencrypted). Old keys stay in the fallbacks for restores.
+RETENTION_BACKUP_KEY = env.str("RETENTION_BACKUP_KEY", default="")
+RETENTION_BACKUP_KEY_FALLBACKS = env.list("RETENTION_BACKUP_KEY_FALLBACKS", default=[])
+# Region or site of RETENTION_BACKUP_STORAGE, recorded on each run (the policy check wants the primary's).
+RETENTION_BACKUP_STORAGE_LOCATION = env.str("RETENTION_BACKUP_STORAGE_LOCATION", default=RETENTION_PRIMARY_LOCATION)
+# Folder of pg_dump/pg_restore matching the server's major version (empty: from PATH).
+RETENTION_PG_BIN_DIR = env.str("RETENTION_PG_BIN_DIR", default="")
 
 # --- Security (C07) -------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 CLEANUP_TASK = "governance.retention.tasks.run_cleanup_if_due"
 POLICY_TASK = "governance.retention.tasks.check_backup_policy"
 EXPIRY_TASK = "governance.retention.tasks.expire_backups"
+OWN_BACKUP_TASK = "governance.retention.tasks.backup_portal_database"
 # The lease outlives any single run's time limit; a killed worker's lease lapses and the
 # next daily check resumes the purge from its recorded progress.
 CLEANUP_LEASE = timedelta(hours=2)
@@ -79,3 +80,20 @@ def expire_backups() -> None:
         if rec is None:
             return
         rec.add("expired", backups.backups_expire())
+
+
+@shared_task(name=OWN_BACKUP_TASK, ignore_result=True)
+def backup_portal_database(kind: str) -> None:
+    """Weekly full, daily incremental: the portal's own database, encrypted and registered (C24).
+
+    Not retried: a failed run is registered as failed, the daily policy check alerts, and
+    the next scheduled run tries again.
+    """
+    from governance.retention.owndb import database_backup
+
+    with job_run(OWN_BACKUP_TASK, lock_ttl=timedelta(hours=2)) as rec:
+        if rec is None:
+            return
+        record = database_backup(kind=kind)
+        rec.add(kind)
+        rec.add("bytes", record.size_bytes)
