@@ -81,10 +81,10 @@ def test_only_marked_anonymous_successes_are_storable(change):
 def test_the_store_is_bounded_by_bytes():
     store = middleware._Store(max_bytes=1000)
     for n in range(10):
-        store.put(("h", f"/{n}", "e"), (200, [], b"x" * 200))
+        store.put(("h", f"/{n}", "e"), (200, {}, b"x" * 200))
     assert store._bytes <= 1000 and len(store._items) == 5
     assert store.get(("h", "/0", "e")) is None and store.get(("h", "/9", "e")) is not None
-    store.put(("h", "/big", "e"), (200, [], b"x" * 300))  # over a quarter of the budget
+    store.put(("h", "/big", "e"), (200, {}, b"x" * 300))  # over a quarter of the budget
     assert store.get(("h", "/big", "e")) is None
 
 

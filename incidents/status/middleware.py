@@ -34,7 +34,7 @@ class _Store:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, tuple[int, list[tuple[str, str]], bytes]] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[int, dict[str, str], bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -45,7 +45,7 @@ class _Store:
                 self._items.move_to_end(key)
             return item
 
-    def put(self, key: tuple, item: tuple[int, list[tuple[str, str]], bytes]) -> None:
+    def put(self, key: tuple, item: tuple[int, dict[str, str], bytes]) -> None:
         size = len(item[2])
         with self._lock:
             if key in self._items or size > self.max_bytes // 4:
@@ -87,13 +87,13 @@ class PublicResponseCacheMiddleware:
         if item is None:
             response = self.get_response(request)
             if request.method == "GET" and _storable(response):
-                headers = [(k, v) for k, v in response.items() if k.lower() not in SKIP_HEADERS]
+                headers = {k: v for k, v in response.items() if k.lower() not in SKIP_HEADERS}
                 store.put(key, (response.status_code, headers, response.content))
             return response
         status, headers, body = item
-        response = HttpResponse(body, status=status)
-        for name, value in headers:
-            response[name] = value
+        response = HttpResponse(body, status=status, headers=headers)
+        if "HTTP_IF_NONE_MATCH" not in request.META and "HTTP_IF_MODIFIED_SINCE" not in request.META:
+            return response
         return get_conditional_response(
             request,
             etag=response.get("ETag"),
