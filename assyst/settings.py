@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",  # customers' recovery codes (C28)
     "guardian",
     "axes",
     "governance.core",
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
     "governance.disclosure",
     "governance.legal",
     "governance.retention",
+    "governance.orgsecurity",
     "governance.portal",
     "incidents",
 ]
@@ -89,6 +91,9 @@ MIDDLEWARE = [
     "governance.audit.middleware.AuditContextMiddleware",
     "governance.tenancy.middleware.TenantScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Each organisation's own settings (C28) on every request of its users: needs the
+    # user, OTP state, tenant (request.organisation) and messages set up above.
+    "governance.orgsecurity.middleware.OrgSecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Axes last, as its docs require: it turns lockouts into a 429 response.

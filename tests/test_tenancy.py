@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.commitment("C09")]
 # A new portal URL with parameters fails `test_every_parameterised_url_is_covered` until listed.
 OBJECT_KWARGS = {
     "portal:member_detail": lambda org_b: {"pk": Membership.objects.filter(organisation=org_b).first().pk},
+    "portal:member_security": lambda org_b: {"pk": Membership.objects.filter(organisation=org_b).first().pk},
     "portal:access_request_detail": lambda org_b: {
         "pk": (SupportAccessRequest.objects.filter(organisation=org_b).first() or support_request(org_b)).pk
     },

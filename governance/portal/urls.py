@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from governance.orgsecurity import views as views_security
 from governance.portal import views, views_access, views_incidents
 
 app_name = "portal"
@@ -21,6 +22,13 @@ urlpatterns = [
     path("access/log/", views_access.access_log, name="access_log"),
     path("access/log.csv", views_access.access_log_csv, name="access_log_csv"),
     path("access/settings/", views_access.access_settings, name="access_settings"),
+    # The organisation's own security settings (C28): governance/orgsecurity/views.py.
+    path("security/", views_security.security_settings, name="security_settings"),
+    path("security/members/<int:pk>/", views_security.member_security, name="member_security"),
+    path("security/audit/", views_security.audit_log, name="security_audit_log"),
+    path("security/audit.csv", views_security.audit_log_csv, name="security_audit_log_csv"),
+    path("security/two-factor/", views_security.two_factor_setup, name="two_factor_setup"),
+    path("security/two-factor/check/", views_security.two_factor_verify, name="two_factor_verify"),
     path("incidents/", views_incidents.incident_list, name="incident_list"),
     path("status/", views_incidents.status, name="status"),
     path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident_detail"),
