@@ -388,3 +388,45 @@ def test_admin_lists_subscribers_read_only_and_shows_a_webhook_secret_once():
     webhook = StatusWebhook.objects.get()
     assert webhook.secret in response.content.decode()
     assert webhook.secret not in client.get(f"/admin/incidents/statuswebhook/{webhook.pk}/change/").content.decode()
+
+
+def test_every_maintenance_step_notifies_matching_subscribers_and_webhooks(loopback, smtp):  # noqa: F811
+    from incidents.status.services import maintenance_create, maintenance_update_post
+
+    web, api = component("Web app"), component("API")
+    everything = confirmed("all@example.com")
+    api_only = confirmed("api@example.com", components=[api])
+    webhook, secret = subscriptions.webhook_create(acting_user=StaffFactory(is_superuser=True), url=loopback.url)
+    start = timezone.now() + timedelta(days=2)
+    with transaction.atomic():
+        maintenance = maintenance_create(
+            acting_user=manager(),
+            name="Database upgrade",
+            scheduled_for=start,
+            scheduled_until=start + timedelta(hours=2),
+            components=[web],
+            body="We upgrade the database.",
+        )
+    update = maintenance_update_post(
+        maintenance=maintenance, acting_user=manager(), status="in_progress", body="Started."
+    )
+    rows = Notification.objects.filter(idempotency_key__startswith="status-maintenance:")
+    keys = sorted(r.idempotency_key for r in rows)
+    first_pk = maintenance.updates.order_by("pk").first().pk
+    assert keys == sorted(
+        f"status-maintenance:{u}:{kind}"
+        for u in (first_pk, update.pk)
+        for kind in (f"email:{everything.pk}", f"webhook:{webhook.pk}")
+    )
+    assert not rows.filter(subscriber=api_only).exists()  # chose the API only
+    deliver_all()
+    assert set(rows.values_list("status", flat=True)) == {Notification.Status.SENT}
+    mails = [m["message"] for m in smtp.sink.accepted if "Maintenance" in m["message"]["Subject"]]
+    assert [(m["To"], m["Subject"]) for m in mails] == [
+        ("all@example.com", "[Assyst status] Maintenance Database upgrade: Scheduled"),
+        ("all@example.com", "[Assyst status] Maintenance Database upgrade: In progress"),
+    ]
+    assert mails[1]["List-Unsubscribe"] and "Started." in mails[1].get_content()
+    payloads = [verify(secret, r) for r in loopback.received]
+    assert [p["incident"]["status"] for p in payloads] == ["scheduled", "in_progress"]
+    assert {p["incident"]["impact"] for p in payloads} == {"maintenance"}

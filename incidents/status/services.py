@@ -22,6 +22,7 @@ from incidents.models import (
     MaintenanceUpdate,
     ScheduledMaintenance,
 )
+from incidents.status import subscriptions
 from incidents.status.cache import bump_on_commit
 
 
@@ -140,14 +141,15 @@ def maintenance_create(
             name=name.strip(), scheduled_for=scheduled_for, scheduled_until=scheduled_until, created_by=acting_user
         )
         maintenance.components.set(components)
-        MaintenanceUpdate.objects.create(
+        first = MaintenanceUpdate.objects.create(
             maintenance=maintenance,
             status=maintenance.status,
             body=body.strip() or f"{maintenance.name} is scheduled.",
             created_by=acting_user,
             created_at=timezone.now(),
         )
-        audit_record(action="status.maintenance_created", actor=acting_user, obj=maintenance)
+        notices = subscriptions.maintenance_notify(update=first, now=timezone.now())
+        audit_record(action="status.maintenance_created", actor=acting_user, obj=maintenance, data={"notices": notices})
         bump_on_commit()
     return maintenance
 
@@ -183,7 +185,11 @@ def maintenance_update_post(
             action="status.maintenance_updated",
             actor=acting_user,
             obj=maintenance,
-            data={"status": status, "components": {c.pk: s for c, s in changes.items()}},
+            data={
+                "status": status,
+                "components": {c.pk: s for c, s in changes.items()},
+                "notices": subscriptions.maintenance_notify(update=update, now=now),
+            },
         )
         bump_on_commit()
     return update

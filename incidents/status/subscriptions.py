@@ -37,7 +37,9 @@ from incidents.models import (
     ComponentStatusChange,
     Incident,
     IncidentUpdate,
+    MaintenanceUpdate,
     Notification,
+    ScheduledMaintenance,
     StatusSubscriber,
     StatusWebhook,
 )
@@ -425,6 +427,68 @@ def update_notifications(*, update: IncidentUpdate, now: datetime) -> list[Notif
                         )
                     )
     return rows
+
+
+def maintenance_notifications(*, update: MaintenanceUpdate, now: datetime) -> list[Notification]:
+    """Outbox rows for one maintenance note (scheduled, started, verifying, completed):
+    maintenances are public by nature, so every confirmed subscriber and active webhook
+    whose component choice matches hears of each step, like an incident update. Webhooks
+    get Statuspage's shape, where a maintenance is an incident with `impact: maintenance`."""
+    maintenance = update.maintenance
+    affected = {c.pk for c in maintenance.components.all()}
+    status_label = ScheduledMaintenance.Status(update.status).label
+    rows: list[Notification] = []
+    page_url = _absolute(reverse("status:page"))
+    for subscriber in StatusSubscriber.objects.filter(confirmed_at__isnull=False).prefetch_related("components"):
+        if not _matches({c.pk for c in subscriber.components.all()}, affected):
+            continue
+        context = {
+            "maintenance": maintenance,
+            "update": update,
+            "status_label": status_label,
+            "page_url": page_url,
+            "unsubscribe_url": unsubscribe_url(subscriber),
+            "page_name": PAGE_NAME,
+        }
+        rows.append(
+            Notification(
+                idempotency_key=f"status-maintenance:{update.pk}:email:{subscriber.pk}",
+                channel=Notification.Channel.EMAIL,
+                subscriber=subscriber,
+                recipient=subscriber.email,
+                subject=f"[{PAGE_NAME} status] Maintenance {maintenance.name}: {status_label}"[:300],
+                body=render_to_string("email/status_maintenance_update.txt", context),
+                next_attempt_at=now,
+            )
+        )
+    webhooks = list(StatusWebhook.objects.filter(disabled_at__isnull=True).prefetch_related("components"))
+    if webhooks:
+        components = snapshot.components()
+        page = _page(components, list(public_incidents(unresolved=True).prefetch_related(None).only("pk", "severity")))
+        maintenance_json = api._maintenance(maintenance)
+        meta = {"unsubscribe": None, "documentation": DOCUMENTATION, "generated_at": api._ts(now)}
+        for webhook in webhooks:
+            if _matches({c.pk for c in webhook.components.all()}, affected):
+                rows.append(
+                    _webhook_row(
+                        f"status-maintenance:{update.pk}:webhook:{webhook.pk}",
+                        webhook,
+                        {"meta": meta, "page": page, "incident": maintenance_json},
+                        incident=None,
+                        update=None,
+                        now=now,
+                        subject=f"Maintenance update: {maintenance.name}",
+                    )
+                )
+    return rows
+
+
+def maintenance_notify(*, update: MaintenanceUpdate, now: datetime) -> int:
+    """Store the notices for a maintenance note and queue them after commit."""
+    rows = maintenance_notifications(update=update, now=now)
+    Notification.objects.bulk_create(rows)
+    _enqueue_on_commit([row.idempotency_key for row in rows])
+    return len(rows)
 
 
 def _webhook_row(
