@@ -103,9 +103,14 @@ def test_double_opt_in_over_real_smtp(client, smtp):  # noqa: F811
     assert subscriber.confirmed_at is None
     assert subscriber_rows(post_update(incident)) == []
 
-    page = client.get(f"/status/subscribe/confirm/{token}/")
-    assert page.status_code == 200 and "confirmed" in page.content.decode()
+    # Opening the link (as a mail scanner does) only asks; the person's click confirms.
+    asks = client.get(f"/status/subscribe/confirm/{token}/")
+    assert asks.status_code == 200 and "Confirm subscription" in asks.content.decode()
+    assert StatusSubscriber.objects.get().confirmed_at is None
+    page = client.post(f"/status/subscribe/confirm/{token}/")
+    assert page.status_code == 200 and "Subscription confirmed" in page.content.decode()
     assert client.get(f"/status/subscribe/confirm/{token}/").status_code == 404  # single use
+    assert client.post(f"/status/subscribe/confirm/{token}/").status_code == 404
     subscriber.refresh_from_db()
     assert subscriber.confirmed_at and subscriber.confirm_token_hash == ""
 
@@ -221,9 +226,12 @@ def test_subscribe_form_is_not_cached_and_the_status_page_links_to_it(client):
     assert "ETag" not in form
 
 
-def test_subscribe_form_requires_csrf():
+def test_subscribe_form_and_confirmation_require_csrf():
     client = Client(enforce_csrf_checks=True)
     assert client.post("/status/subscribe/", {"email": "x@example.com"}).status_code == 403
+    subscriptions.subscriber_signup(email="csrf@example.com")
+    assert client.post(f"/status/subscribe/confirm/{confirm_token('csrf@example.com')}/").status_code == 403
+    assert StatusSubscriber.objects.get(confirmed_at=None)
 
 
 # --- nothing for specific incidents or internal updates ---------------------------------------------

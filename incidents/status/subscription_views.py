@@ -1,8 +1,10 @@
 """Subscription pages of the status page (C14): sign-up, confirmation, unsubscribe.
 
 Unlike the cached status pages these are never cached. The sign-up form carries a CSRF
-token; confirm and unsubscribe are authorised by the random token in their URL alone,
-and unsubscribe accepts the RFC 8058 one-click POST from mail providers, which send no
+token; confirm and unsubscribe are authorised by the random token in their URL alone.
+Links in mail are opened by scanners without a person, so GET only asks and a button
+POSTs: confirming needs a person's click (the double opt-in means something), and
+unsubscribe accepts the RFC 8058 one-click POST from mail providers, which send no
 CSRF cookie, so it is exempt.
 """
 
@@ -14,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
 from governance.audit.context import current_ip
 from incidents.status import subscriptions
@@ -57,8 +59,14 @@ def subscribe(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@csrf_protect
+@require_http_methods(["GET", "POST"])
 def subscribe_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    if request.method == "GET":
+        pending = subscriptions.subscriber_pending(token)
+        if pending is None:
+            return _render(request, "status/subscribe_invalid.html", status=404)
+        return _render(request, "status/subscribe_confirm.html", {"components": list(pending.components.all())})
     subscriber = subscriptions.subscriber_confirm(token=token)
     if subscriber is None:
         return _render(request, "status/subscribe_invalid.html", status=404)

@@ -162,6 +162,13 @@ def subscriber_signup(*, email: str, components: Iterable[Component] = ()) -> No
         _enqueue_on_commit([notification.idempotency_key])
 
 
+def subscriber_pending(token: str) -> StatusSubscriber | None:
+    """The unconfirmed subscriber a confirmation token belongs to (None: unknown, used or expired)."""
+    return StatusSubscriber.objects.filter(
+        confirm_token_hash=token_hash(token), confirm_expires_at__gt=timezone.now()
+    ).first()
+
+
 def subscriber_confirm(*, token: str) -> StatusSubscriber | None:
     """Confirm with the token from the mail; None when unknown, used or expired."""
     now = timezone.now()
