@@ -1,0 +1,22 @@
+"""Whether a user may sign in with a password (C28: enforce-SSO mode)."""
+
+from __future__ import annotations
+
+from governance.sso.models import SSOConfiguration
+
+
+def password_login_allowed(user) -> bool:
+    """False for members of an organisation that requires single sign-on (enabled and enforced).
+
+    Staff (no membership) and members of every other organisation keep their passwords.
+    A disabled configuration never blocks passwords, so switching single sign-on off in
+    the admin is the way back in when a provider breaks.
+    """
+    membership = getattr(user, "membership", None)
+    if membership is None:
+        return True
+    return (
+        not SSOConfiguration.objects.with_scopes_disabled()
+        .filter(organisation_id=membership.organisation_id, enabled=True, enforce_sso=True)
+        .exists()
+    )
