@@ -187,12 +187,21 @@ class StatusSubscriberAdmin(admin.ModelAdmin):
         return False
 
 
+def _https_formfield(db_field, **kwargs):
+    # The admin re-derives this form with `url` read-only on the change page; the model's
+    # URLField then needs the scheme too (Django 6 makes https the default).
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
+
+
 class StatusWebhookForm(forms.ModelForm):
     url = forms.URLField(max_length=500, assume_scheme="https", help_text="https only.")
 
     class Meta:
         model = StatusWebhook
         fields = ("url", "description", "components")
+        formfield_callback = _https_formfield
 
 
 @admin.register(StatusWebhook, site=site)
@@ -201,7 +210,6 @@ class StatusWebhookAdmin(_ServiceAdmin):
     disabled after repeated failures is shown here and can be re-enabled."""
 
     form = StatusWebhookForm
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("__str__", "url", "active", "consecutive_failures", "last_success_at", "disabled_at")
     list_filter = (("disabled_at", admin.EmptyFieldListFilter),)
     filter_horizontal = ("components",)
