@@ -241,6 +241,9 @@ STATUS_CONFIRM_HOURS = env.int("STATUS_CONFIRM_HOURS", default=48)
 STATUS_WEBHOOK_TIMEOUT_SECONDS = env.int("STATUS_WEBHOOK_TIMEOUT_SECONDS", default=10)
 STATUS_WEBHOOK_MAX_FAILURES = env.int("STATUS_WEBHOOK_MAX_FAILURES", default=10)
 STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP = env.bool("STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP", default=DEBUG)
+# Receivers must resolve to public addresses (no requests into our own network); true
+# allows private addresses for receivers that are inside it on purpose.
+STATUS_WEBHOOK_ALLOW_PRIVATE = env.bool("STATUS_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # --- Legal requests (C27) ----------------------------------------------------------------
 # Legal documents (orders, objections): folder for the encrypted bytes; size and type
