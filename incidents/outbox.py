@@ -128,6 +128,7 @@ def webhook_request(notification: Notification, delivery_id: str, *, now: dateti
     changed since the webhook was created)."""
     webhook = notification.webhook
     url = subscriptions.webhook_url_clean(webhook.url)
+    subscriptions.webhook_target_check(url)
     body = notification.body.encode()
     timestamp = int((now or timezone.now()).timestamp())
     headers = {

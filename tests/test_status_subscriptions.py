@@ -381,6 +381,39 @@ def test_webhook_urls_must_be_https(settings):
     assert webhook.url == "https://hooks.example.com/status"
 
 
+@pytest.mark.parametrize("url", ["https://10.1.2.3/h", "https://169.254.169.254/latest", "https://[::1]/h", "https://[fd00::1]/h"])
+def test_webhook_addresses_must_be_public(url, settings):
+    with pytest.raises(ValidationError, match="public address"):
+        subscriptions.webhook_create(acting_user=StaffFactory(is_superuser=True), url=url)
+    settings.STATUS_WEBHOOK_ALLOW_PRIVATE = True  # a receiver inside our network, on purpose
+    assert subscriptions.webhook_create(acting_user=StaffFactory(is_superuser=True), url=url)[0].pk
+
+
+def test_a_webhook_whose_name_resolves_privately_is_never_called(monkeypatch):
+    import socket
+
+    webhook, _ = subscriptions.webhook_create(
+        acting_user=StaffFactory(is_superuser=True), url="https://hooks.example.com/status"
+    )
+    resolved = {"hooks.example.com": "192.168.7.7"}  # DNS now points the name inside our network
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (resolved[host], 443))]
+    )
+    opened = []
+    monkeypatch.setattr("urllib.request.OpenerDirector.open", lambda *a, **k: opened.append(a))
+    incident = make_incident(title="Dashboards are slow")
+    post_update(incident)
+    (row,) = Notification.objects.filter(webhook=webhook)
+    assert outbox_deliver(notification_id=row.pk) != "sent"
+    row.refresh_from_db()
+    assert opened == [] and "public address" in row.last_error and row.status != Notification.Status.SENT
+    resolved["hooks.example.com"] = "93.184.215.14"  # public again: delivery is attempted
+    row.next_attempt_at = timezone.now()
+    row.save(update_fields=["next_attempt_at"])
+    outbox_deliver(notification_id=row.pk)
+    assert len(opened) == 1
+
+
 def test_admin_lists_subscribers_read_only_and_shows_a_webhook_secret_once():
     confirmed("listed@example.com")
     staff = StaffFactory(is_superuser=True)

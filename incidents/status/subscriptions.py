@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import socket
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -235,8 +236,34 @@ def email_headers(notification: Notification) -> dict[str, str]:
 # --- webhooks ----------------------------------------------------------------------------------
 
 
+PRIVATE_TARGET = "Webhook URLs must point to a public address, not a private, loopback or reserved one."
+
+
+def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def webhook_target_check(url: str) -> None:
+    """At delivery: the receiver's host must resolve to public addresses only, so a
+    webhook cannot be pointed (or re-pointed through DNS) at the portal's own network.
+    STATUS_WEBHOOK_ALLOW_PRIVATE lifts this for receivers inside that network on purpose."""
+    parts = urlsplit(url)
+    if settings.STATUS_WEBHOOK_ALLOW_PRIVATE or (parts.scheme == "http" and settings.STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP):
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise ValidationError({"url": f"{parts.hostname} does not resolve."}) from exc
+    if not infos or any(not ip.is_global for ip in (_literal_ip(info[4][0]) for info in infos) if ip is not None):
+        raise ValidationError({"url": PRIVATE_TARGET})
+
+
 def webhook_url_clean(url: str) -> str:
-    """https only; plain http to 127.0.0.1 only where STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP."""
+    """https only; plain http to 127.0.0.1 only where STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP.
+    An address written into the URL must be public (names are checked at delivery)."""
     url = url.strip()
     try:
         URLValidator(schemes=["https", "http"])(url)
@@ -244,6 +271,9 @@ def webhook_url_clean(url: str) -> str:
         raise ValidationError({"url": "Enter a valid URL."}) from exc
     parts = urlsplit(url)
     if parts.scheme == "https":
+        literal = _literal_ip(parts.hostname or "")
+        if literal is not None and not literal.is_global and not settings.STATUS_WEBHOOK_ALLOW_PRIVATE:
+            raise ValidationError({"url": PRIVATE_TARGET})
         return url
     loopback = False
     try:
