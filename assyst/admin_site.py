@@ -31,6 +31,18 @@ class StaffAdminSite(OTPAdminSite):
     login_form = StaffLoginForm
     site_url = None  # the customer portal is not for staff accounts
 
+    def index(self, request, extra_context=None):
+        # The staff dashboard: what needs this person now (governance/trust/dashboard.py).
+        from governance.trust.dashboard import dashboard_context
+
+        return super().index(request, {**dashboard_context(request), **(extra_context or {})})
+
+    def get_urls(self):
+        # The trust report (HTML, PDF, JSON) lives inside the OTP-protected admin.
+        from governance.trust.admin_views import trust_urls
+
+        return trust_urls(self) + super().get_urls()
+
     def has_permission(self, request) -> bool:
         # Customer accounts never use the staff admin, even if someone ticks "staff status".
         return super().has_permission(request) and getattr(request, "organisation", None) is None

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "governance.retention",
     "governance.orgsecurity",
     "governance.portal",
+    "governance.trust",
     "incidents",
 ]
 
@@ -108,6 +109,7 @@ PUBLIC_PATH_PREFIXES = (
     "/.well-known/",
     "/security.txt",
     "/transparency/",
+    "/trust/",
     "/security/policy/",
     "/healthz",
     "/static/",

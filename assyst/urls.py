@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", site.urls),
     path("portal/", include("governance.portal.urls")),
     path("transparency/", include("governance.legal.urls")),
+    path("trust/", include("governance.trust.urls")),
     path("", include("governance.disclosure.urls")),
     path("healthz", healthz, name="healthz"),
     # Public, cached, no session or CSRF: the status page, its feeds and JSON API (C14).

@@ -38,6 +38,7 @@ AUDITED_APPS = (
     "legal",
     "disclosure",
     "retention",
+    "trust",
     "auth",
     "otp_totp",
     "axes",
@@ -85,6 +86,11 @@ ROLES: tuple[Role, ...] = (
             "retention.view_deletioncertificate",
             "retention.view_backuprecord",
             "retention.view_backuppolicycheck",
+            # The trust report and what the public trust page shows.
+            "trust.view_trust_report",
+            "trust.view_publishedcommitment",
+            "trust.add_publishedcommitment",
+            "trust.delete_publishedcommitment",
         ),
     ),
     Role(
@@ -165,6 +171,7 @@ ROLES: tuple[Role, ...] = (
             "legal.view_customernotice",
             "legal.view_nondisclosureorder",
             "legal.view_disclosure",
+            "trust.view_trust_report",
         ),
     ),
     Role(
