@@ -58,6 +58,8 @@ def test_pages_with_a_csrf_token_or_errors_are_never_held(client):
     assert client.post("/status/", {}).status_code == 405
     assert middleware.store._items == {}
     client.get("/api/v2/status.json")
+    client.get("/api/v2/status.json?nocache=1")
+    client.get("/api/v2/status.json?nocache=2")
     assert [key[1] for key in middleware.store._items] == ["/api/v2/status.json"]
 
 

@@ -82,7 +82,9 @@ class PublicResponseCacheMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method not in ("GET", "HEAD") or not request.path_info.startswith(PREFIXES):
             return self.get_response(request)
-        key = (request.get_host(), request.get_full_path(), request_etag(request))
+        # The query string is not part of the key: the views ignore it (their shared-cache key
+        # has none either), and random query strings must not crowd real entries out.
+        key = (request.get_host(), request.path, request_etag(request))
         item = store.get(key)
         if item is None:
             response = self.get_response(request)
