@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",  # customers' recovery codes (C28)
     "guardian",
     "axes",
+    "import_export",
     "governance.core",
     "governance.audit",
     "governance.tenancy",
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "governance.disclosure",
     "governance.legal",
     "governance.retention",
+    "governance.risk",
     "governance.orgsecurity",
     "governance.portal",
     "governance.trust",
@@ -303,6 +305,21 @@ RETENTION_BACKUP_KEY_FALLBACKS = env.list("RETENTION_BACKUP_KEY_FALLBACKS", defa
 RETENTION_BACKUP_STORAGE_LOCATION = env.str("RETENTION_BACKUP_STORAGE_LOCATION", default=RETENTION_PRIMARY_LOCATION)
 # Folder of pg_dump/pg_restore matching the server's major version (empty: from PATH).
 RETENTION_PG_BIN_DIR = env.str("RETENTION_PG_BIN_DIR", default="")
+
+# --- Risk register, changes, reviews, continuity (C23, C26) ----------------------------
+# Reminders to risk owners this many days before a risk's review date (0 = on the day);
+# overdue risks are flagged (and their owners emailed once) the day after.
+RISK_REVIEW_REMINDER_DAYS = sorted(
+    set(env.list("RISK_REVIEW_REMINDER_DAYS", cast=int, default=[30, 7, 0])), reverse=True
+)
+if any(d < 0 or d > 90 for d in RISK_REVIEW_REMINDER_DAYS):
+    raise ImproperlyConfigured("RISK_REVIEW_REMINDER_DAYS must be days between 0 and 90.")
+# Longest a risk acceptance may run before the owner must sign it off again.
+RISK_ACCEPTANCE_MAX_DAYS = env.int("RISK_ACCEPTANCE_MAX_DAYS", default=365)
+if not 1 <= RISK_ACCEPTANCE_MAX_DAYS <= 366:
+    raise ImproperlyConfigured("RISK_ACCEPTANCE_MAX_DAYS must be between 1 and 366.")
+# A continuity plan whose last exercise is older than this is flagged (C23).
+CONTINUITY_EXERCISE_MAX_AGE_DAYS = env.int("CONTINUITY_EXERCISE_MAX_AGE_DAYS", default=365)
 
 # --- Security (C07) -------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -7,6 +7,7 @@ from governance.core.views import healthz
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
     path("admin/", site.urls),
+    path("portal/sso/", include("governance.sso.urls")),  # single sign-on (C28)
     path("portal/", include("governance.portal.urls")),
     path("transparency/", include("governance.legal.urls")),
     path("trust/", include("governance.trust.urls")),

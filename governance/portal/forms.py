@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from governance.access import services
@@ -24,6 +25,22 @@ def apply_service_error(form: forms.Form, error: ValidationError, field_map: dic
     for key, messages in error.message_dict.items():
         field = field_map.get(key, key)
         form.add_error(field if field in form.fields and key != NON_FIELD_ERRORS else None, messages)
+
+
+class PortalAuthenticationForm(AuthenticationForm):
+    """Password sign-in; refused where the user's organisation requires single sign-on (C28)."""
+
+    def confirm_login_allowed(self, user) -> None:
+        super().confirm_login_allowed(user)
+        from governance.sso.policy import password_login_allowed
+        from governance.sso.services import sso_password_login_refused
+
+        if not password_login_allowed(user):
+            sso_password_login_refused(user=user)
+            raise ValidationError(
+                "Your organisation requires single sign-on: use “Sign in with single sign-on” below.",
+                code="sso_required",
+            )
 
 
 def staff_label(user: User) -> str:

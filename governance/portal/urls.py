@@ -3,6 +3,7 @@ from django.urls import path
 
 from governance.orgsecurity import views as views_security
 from governance.portal import views, views_access, views_incidents
+from governance.portal.forms import PortalAuthenticationForm
 
 app_name = "portal"
 
@@ -10,7 +11,11 @@ urlpatterns = [
     path("", views.home, name="home"),
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="portal/login.html", redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            template_name="portal/login.html",
+            redirect_authenticated_user=True,
+            authentication_form=PortalAuthenticationForm,
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -1,0 +1,539 @@
+"""Admin for the risk register (C26): risks with heat maps, import/export and history;
+controls; the matrix; acceptances; per-risk reviews and their reminders.
+
+Thin: every save is a service call (forms in admin_base); ValidationError lands on the form.
+Change records, overall reviews and continuity plans are in the sibling admin modules.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminDateWidget
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from import_export.admin import ImportExportMixin
+from import_export.formats.base_formats import CSV, XLSX
+
+from assyst.admin_site import site
+from governance.core.admin import ReadOnlyAdmin, ServiceCreatedAdmin
+from governance.risk import reviews, selectors, services
+from governance.risk.admin_base import (
+    AuditHistoryMixin,
+    ServiceFormAdmin,
+    ServiceModelForm,
+    add_service_errors,
+    level_pill,
+)
+from governance.risk.matrix import matrix_active, matrix_publish
+from governance.risk.models import Control, ReviewReminder, Risk, RiskAcceptance, RiskMatrix, RiskReview
+from governance.risk.resources import ControlResource, RiskResource
+
+
+class RegisterImportExportMixin(ImportExportMixin):
+    """CSV and XLSX only; import needs add and change permission, export view permission
+    (django-import-export would otherwise let anyone with admin access import)."""
+
+    formats = [CSV, XLSX]
+
+    def has_import_permission(self, request) -> bool:
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def has_export_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+    def get_import_data_kwargs(self, **kwargs):
+        # The acting user reaches Resource.save_instance and from there the services.
+        return {**super().get_import_data_kwargs(**kwargs), "user": kwargs.get("request").user}
+
+    def generate_log_entries(self, result, request):
+        pass  # every imported row is already in the audit trail, with its changes
+
+
+# --- risks -----------------------------------------------------------------------------------
+
+
+def _scale_choices(labels: list[str]) -> list[tuple[int, str]]:
+    return [(i, f"{i} - {label}") for i, label in enumerate(labels, start=1)]
+
+
+class RiskForm(ServiceModelForm):
+    class Meta:
+        model = Risk
+        fields = (
+            "code",
+            "title",
+            "description",
+            "category",
+            "owner",
+            "owner_team",
+            "assets",
+            "threat",
+            "vulnerability",
+            "inherent_likelihood",
+            "inherent_impact",
+            "controls",
+            "residual_likelihood",
+            "residual_impact",
+            "treatment",
+            "status",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        matrix = matrix_active()
+        for name in services.SCORE_FIELDS:
+            labels = matrix.likelihood_labels if name.endswith("likelihood") else matrix.impact_labels
+            self.fields[name] = forms.TypedChoiceField(
+                choices=_scale_choices(labels), coerce=int, label=self.fields[name].label.capitalize()
+            )
+        self.fields["code"].required = False
+        self.fields["code"].help_text = "Left blank, the next RSK-nnn is used."
+        statuses = [Risk.Status.OPEN, Risk.Status.CLOSED]
+        if self.instance.pk and self.instance.status == Risk.Status.ACCEPTED:
+            statuses.insert(1, Risk.Status.ACCEPTED)
+        self.fields["status"].choices = [(s.value, s.label) for s in statuses]
+        if "owner" in self.fields:
+            self.fields["owner"].queryset = self.fields["owner"].queryset.filter(is_staff=True, is_active=True)
+
+    def run_service(self) -> Risk:
+        data = {f: self.cleaned_data[f] for f in services.RISK_FIELDS if f in self.cleaned_data}
+        controls = self.cleaned_data.get("controls", [])
+        if self.instance.pk is None or self.instance._state.adding:
+            return services.risk_create(acting_user=self.acting_user, controls=controls, **data)
+        return services.risk_update(risk=self.instance, acting_user=self.acting_user, controls=controls, **data)
+
+
+class ReviewDueFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue"), ("30", "Due within 30 days"), ("later", "Later")]
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        live = queryset.filter(status__in=selectors.LIVE)
+        if self.value() == "overdue":
+            return live.filter(next_review_on__lt=today)
+        if self.value() == "30":
+            return live.filter(next_review_on__gte=today, next_review_on__lte=today + timedelta(days=30))
+        if self.value() == "later":
+            return live.filter(next_review_on__gt=today + timedelta(days=30))
+        return queryset
+
+
+@admin.register(Risk, site=site)
+class RiskAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmin):
+    form = RiskForm
+    resource_classes = [RiskResource]
+    change_list_template = "admin/risk/risk/change_list.html"
+    list_display = (
+        "code",
+        "title",
+        "owner_column",
+        "category",
+        "inherent",
+        "residual",
+        "treatment",
+        "status",
+        "next_review",
+    )
+    list_display_links = ("code", "title")
+    list_filter = ("status", ReviewDueFilter, "residual_level", "inherent_level", "category", "treatment")
+    list_select_related = ("owner", "owner_team", "matrix")
+    search_fields = ("code", "title")
+    list_per_page = 50
+    autocomplete_fields = ()
+    filter_horizontal = ("controls",)
+    readonly_fields = (
+        "levels",
+        "matrix",
+        "last_reviewed_on",
+        "next_review_on",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "acceptance_list",
+    )
+    fieldsets = (
+        (None, {"fields": ("code", "title", "description", "category", ("owner", "owner_team"))}),
+        ("Context", {"fields": ("assets", "threat", "vulnerability")}),
+        (
+            "Scores",
+            {
+                "fields": (
+                    ("inherent_likelihood", "inherent_impact"),
+                    "controls",
+                    ("residual_likelihood", "residual_impact"),
+                    "levels",
+                    "matrix",
+                )
+            },
+        ),
+        ("Treatment and review", {"fields": ("treatment", "status", "last_reviewed_on", "next_review_on")}),
+        ("Sign-off", {"fields": ("acceptance_list",)}),
+        ("Record", {"fields": ("created_at", "updated_at", "closed_at")}),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.fieldsets[:4]
+        return self.fieldsets
+
+    @admin.display(description="owner", ordering="owner__username")
+    def owner_column(self, obj: Risk) -> str:
+        return obj.owner_display
+
+    @admin.display(description="inherent", ordering="inherent_level")
+    def inherent(self, obj: Risk) -> str:
+        return level_pill(obj.matrix, obj.inherent_level)
+
+    @admin.display(description="residual", ordering="residual_rank")
+    def residual(self, obj: Risk) -> str:
+        return level_pill(obj.matrix, obj.residual_level)
+
+    @admin.display(description="next review", ordering="next_review_on")
+    def next_review(self, obj: Risk) -> str:
+        today = timezone.localdate()
+        if obj.status != Risk.Status.CLOSED and obj.next_review_on < today:
+            return format_html('<strong class="errornote-inline">{} (overdue)</strong>', obj.next_review_on)
+        return str(obj.next_review_on)
+
+    @admin.display(description="levels")
+    def levels(self, obj: Risk) -> str:
+        if obj.pk is None:
+            return "-"
+        return format_html(
+            "inherent {} &middot; residual {}",
+            level_pill(obj.matrix, obj.inherent_level),
+            level_pill(obj.matrix, obj.residual_level),
+        )
+
+    @admin.display(description="acceptances")
+    def acceptance_list(self, obj: Risk) -> str:
+        rows = obj.acceptances.select_related("accepted_by").order_by("-accepted_at")
+        if not rows:
+            return "None"
+        return format_html_join(
+            "",
+            "<div>{} by {} until {} ({})</div>",
+            (
+                (f"{a.accepted_at:%Y-%m-%d}", a.accepted_by.get_username(), a.expires_on, a.get_status_display())
+                for a in rows
+            ),
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # risks are closed, never deleted (history and reviews point at them)
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"heatmaps": [selectors.heat_map("inherent"), selectors.heat_map("residual")]}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+
+# --- controls ----------------------------------------------------------------------------------
+
+
+class ControlForm(ServiceModelForm):
+    class Meta:
+        model = Control
+        fields = ("code", "name", "description", "owner", "status", "evidence", "last_tested_on")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["code"].required = False
+        self.fields["code"].help_text = "Left blank, the next CTL-nnn is used."
+
+    def run_service(self) -> Control:
+        data = {f: self.cleaned_data[f] for f in services.CONTROL_FIELDS if f in self.cleaned_data}
+        control = None if self.instance._state.adding else self.instance
+        return services.control_save(acting_user=self.acting_user, control=control, **data)
+
+
+@admin.register(Control, site=site)
+class ControlAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmin):
+    form = ControlForm
+    resource_classes = [ControlResource]
+    list_display = ("code", "name", "owner", "status", "last_tested_on", "risk_count")
+    list_filter = ("status",)
+    list_select_related = ("owner",)
+    search_fields = ("code", "name")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_risks=Count("risks"))
+
+    @admin.display(description="risks", ordering="n_risks")
+    def risk_count(self, obj: Control) -> int:
+        return obj.n_risks
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- the matrix ----------------------------------------------------------------------------------
+
+
+class MatrixPublishForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    likelihood_labels = forms.JSONField(help_text='Lowest first: ["Rare", "Unlikely", ...].')
+    impact_labels = forms.JSONField(help_text='Lowest first: ["Negligible", "Minor", ...].')
+    levels = forms.JSONField(
+        help_text='Lowest first: [{"key": "low", "name": "Low", "colour": "#2e7d32", "review_months": 12}, ...]; '
+        "review_months at most 12."
+    )
+    grid = forms.JSONField(help_text="One row per likelihood (lowest first), one level key per impact.")
+
+    acting_user = None
+
+    def __init__(self, *args, instance=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        active = matrix_active()
+        for name in self.fields:
+            self.fields[name].initial = getattr(active, name)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            self.instance = matrix_publish(acting_user=self.acting_user, **cleaned)
+        except ValidationError as e:
+            add_service_errors(self, e)
+        return cleaned
+
+    def save(self, commit=True):
+        return self.instance
+
+    def save_m2m(self):
+        pass
+
+
+@admin.register(RiskMatrix, site=site)
+class RiskMatrixAdmin(ServiceCreatedAdmin):
+    """Matrices are published as new versions and never edited; risks keep theirs."""
+
+    add_form = MatrixPublishForm
+    add_form_user_attr = "acting_user"
+    list_display = ("__str__", "is_active", "created_at", "created_by", "risk_count")
+    detail_fieldsets = [(None, {"fields": ("name", "version", "is_active", "created_at", "created_by", "table")})]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by").annotate(n=Count("risks"))
+
+    @admin.display(description="risks scored with it")
+    def risk_count(self, obj) -> int:
+        return obj.n
+
+    @admin.display(description="matrix")
+    def table(self, obj: RiskMatrix) -> str:
+        header = format_html_join("", "<th>{}</th>", ((label,) for label in obj.impact_labels))
+        body = format_html_join(
+            "",
+            "<tr><th>{}</th>{}</tr>",
+            (
+                (
+                    obj.likelihood_labels[li - 1],
+                    format_html_join(
+                        "",
+                        "<td>{}</td>",
+                        ((level_pill(obj, obj.level_key(li, im)),) for im in range(1, len(obj.impact_labels) + 1)),
+                    ),
+                )
+                for li in range(len(obj.likelihood_labels), 0, -1)
+            ),
+        )
+        reviews_ = format_html_join(
+            ", ", "{}: every {} months", ((lv["name"], lv["review_months"]) for lv in obj.levels)
+        )
+        return format_html(
+            "<table><thead><tr><th>Likelihood \\ impact</th>{}</tr></thead><tbody>{}</tbody></table><p>Reviews: {}</p>",
+            header,
+            body,
+            reviews_,
+        )
+
+
+# --- acceptances ---------------------------------------------------------------------------------
+
+
+class AcceptanceAddForm(forms.Form):
+    risk = forms.ModelChoiceField(queryset=Risk.objects.none())
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 70}))
+    expires_on = forms.DateField(widget=AdminDateWidget, help_text="The acceptance ends on this day; at most a year.")
+
+    acting_user = None
+
+    def __init__(self, *args, instance=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+        self.fields["risk"].queryset = Risk.objects.filter(status=Risk.Status.OPEN).order_by("code")
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            self.instance = services.risk_accept(acting_user=self.acting_user, **cleaned)
+        except ValidationError as e:
+            add_service_errors(self, e)
+        return cleaned
+
+    def save(self, commit=True):
+        return self.instance
+
+    def save_m2m(self):
+        pass
+
+
+@admin.register(RiskAcceptance, site=site)
+class RiskAcceptanceAdmin(ServiceCreatedAdmin):
+    """The owner's sign-off of residual risk, with the risk's state kept as it was."""
+
+    add_form = AcceptanceAddForm
+    add_form_user_attr = "acting_user"
+    list_display = ("risk", "accepted_by", "accepted_at", "expires_on", "status")
+    list_filter = ("status",)
+    list_select_related = ("risk", "accepted_by")
+    search_fields = ("risk__code", "risk__title")
+    actions = ["revoke"]
+    detail_fieldsets = [
+        (
+            None,
+            {
+                "fields": (
+                    "risk",
+                    "accepted_by",
+                    "accepted_at",
+                    "reason",
+                    "expires_on",
+                    "status",
+                    "ended_at",
+                    "ended_by",
+                    "snapshot_table",
+                )
+            },
+        )
+    ]
+
+    @admin.display(description="risk as accepted")
+    def snapshot_table(self, obj: RiskAcceptance) -> str:
+        snap = dict(obj.snapshot)
+        controls = snap.pop("controls", [])
+        rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", ((k, v) for k, v in snap.items()))
+        ctl = format_html_join(", ", "{} {} ({})", ((c["code"], c["name"], c["status"]) for c in controls))
+        return format_html("<table>{}<tr><th>controls</th><td>{}</td></tr></table>", rows, ctl or "-")
+
+    @admin.action(description="Revoke the selected acceptances (the risks reopen)")
+    def revoke(self, request, queryset):
+        for acceptance in queryset:
+            try:
+                services.acceptance_revoke(
+                    acceptance=acceptance, acting_user=request.user, reason="Revoked in the admin."
+                )
+            except (ValidationError, PermissionDenied) as e:
+                self.message_user(
+                    request, f"{acceptance}: {'; '.join(getattr(e, 'messages', [str(e)]))}", messages.ERROR
+                )
+            else:
+                self.message_user(request, f"{acceptance} revoked; {acceptance.risk.code} is open again.")
+
+    def has_revoke_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+
+# --- reviews of single risks ------------------------------------------------------------------
+
+
+class ReviewAddForm(forms.Form):
+    risk = forms.ModelChoiceField(queryset=Risk.objects.none())
+    reviewed_on = forms.DateField(widget=AdminDateWidget, initial=timezone.localdate)
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 70}))
+    residual_likelihood = forms.TypedChoiceField(
+        coerce=int, required=False, empty_value=None, label="New residual likelihood"
+    )
+    residual_impact = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="New residual impact")
+
+    acting_user = None
+
+    def __init__(self, *args, instance=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+        self.fields["risk"].queryset = Risk.objects.filter(status__in=selectors.LIVE).order_by("next_review_on")
+        matrix = matrix_active()
+        blank = [("", "unchanged")]
+        self.fields["residual_likelihood"].choices = blank + _scale_choices(matrix.likelihood_labels)
+        self.fields["residual_impact"].choices = blank + _scale_choices(matrix.impact_labels)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            self.instance = reviews.risk_review_record(acting_user=self.acting_user, **cleaned)
+        except ValidationError as e:
+            add_service_errors(self, e)
+        return cleaned
+
+    def save(self, commit=True):
+        return self.instance
+
+    def save_m2m(self):
+        pass
+
+
+@admin.register(RiskReview, site=site)
+class RiskReviewAdmin(ServiceCreatedAdmin):
+    """Reviews of single risks; recording one moves the risk's next review date."""
+
+    add_form = ReviewAddForm
+    add_form_user_attr = "acting_user"
+    list_display = (
+        "risk",
+        "reviewed_on",
+        "reviewed_by",
+        "residual_level_before",
+        "residual_level_after",
+        "next_review_on",
+    )
+    list_select_related = ("risk", "reviewed_by")
+    search_fields = ("risk__code", "risk__title")
+    date_hierarchy = "reviewed_on"
+    detail_fieldsets = [
+        (
+            None,
+            {
+                "fields": (
+                    "risk",
+                    "reviewed_on",
+                    "reviewed_by",
+                    "notes",
+                    "residual_level_before",
+                    "residual_level_after",
+                    "next_review_on",
+                    "created_at",
+                )
+            },
+        )
+    ]
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        return initial
+
+
+@admin.register(ReviewReminder, site=site)
+class ReviewReminderAdmin(ReadOnlyAdmin):
+    """Every review reminder sent (evidence that owners were told on time)."""
+
+    list_display = ("risk", "kind", "due_on", "sent_at", "recipients")
+    list_filter = ("kind",)
+    list_select_related = ("risk",)
+    date_hierarchy = "sent_at"
+
+
+from governance.risk import admin_changes, admin_continuity  # noqa: E402, F401  (register their admins)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class RiskConfig(AppConfig):
+    name = "governance.risk"
+    label = "risk"
+    verbose_name = "Risk, changes and continuity"
