@@ -134,6 +134,21 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.retention.tasks.expire_backups",
         "schedule": crontab(hour=4, minute=10),
     },
+    "remind-risk-reviews": {
+        # Daily: owners emailed 30 and 7 days before a risk's review and on the day; overdue risks flagged (C26).
+        "task": "governance.risk.tasks.remind_risk_reviews",
+        "schedule": crontab(hour=6, minute=15),
+    },
+    "expire-risk-acceptances": {
+        # Daily: acceptances past their expiry reopen the risk and notify its owner (C26).
+        "task": "governance.risk.tasks.expire_risk_acceptances",
+        "schedule": crontab(hour=0, minute=20),
+    },
+    "check-continuity-plans": {
+        # Daily: continuity plans with an overdue review or no exercise within a year are flagged to owners (C23).
+        "task": "governance.risk.tasks.check_continuity_plans",
+        "schedule": crontab(hour=6, minute=20),
+    },
     "backup-portal-db-full": {
         # Weekly full backup of the portal's own database, encrypted and registered (C24).
         "task": "governance.retention.tasks.backup_portal_database",
