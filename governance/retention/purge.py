@@ -6,12 +6,12 @@ organisation's customer accounts with whatever cascades from them. New apps are
 therefore covered without touching this file (a test checks that every model with an
 organisation foreign key is in the plan).
 
-Deletion is by primary key in batches, one transaction per batch, children before
-parents, so memory stays bounded and a killed worker leaves a consistent database. The
-batch and the progress counter commit together: a rerun re-queries what is left and
-deletes only that, so nothing is deleted twice or counted twice.
+Deletion is by primary-key ranges in batches, one transaction per batch, children
+before parents, so memory stays bounded and a killed worker leaves a consistent
+database. The batch and the progress counter commit together: a rerun re-queries what
+is left and deletes only that, so nothing is deleted twice or counted twice.
 
-Rows are deleted with `QuerySet._raw_delete` (one DELETE ... WHERE id IN (...)): the
+Rows are deleted with `QuerySet._raw_delete` (one DELETE per batch, no rows loaded): the
 order of the plan already removes every referencing row first, and Django's collector
 would otherwise load rows, fire per-row signals and try to null the audit trail's
 `actor` (which the append-only triggers refuse). The audit trail is never purged: its
@@ -179,7 +179,7 @@ def purge_batches(
     batch_size: int,
     on_batch: Callable[[str, int], None],
 ) -> None:
-    """Delete everything in the plan, `batch_size` primary keys per transaction.
+    """Delete everything in the plan, about `batch_size` rows per transaction.
 
     `on_batch(kind, n)` runs inside each batch's transaction (it records progress), so
     the deletion and its count commit or roll back together.
@@ -188,14 +188,37 @@ def purge_batches(
         ids = [organisation_id] if step.root == "organisation" else user_ids
         if not ids:
             continue
-        qs = step.queryset(ids)
-        while True:
-            # Only ids are read, one batch at a time (bounded memory).
-            pks = list(qs.order_by("pk").values_list("pk", flat=True)[:batch_size])
-            if not pks:
-                break
-            with transaction.atomic():
-                for other, fk_name in step.nullify:
-                    other._base_manager.filter(**{f"{fk_name}__in": pks}).update(**{fk_name: None})
-                deleted = step.model._base_manager.filter(pk__in=pks)._raw_delete(step.model._base_manager.db)
+        for path in step.paths:
+            _purge_path(step, step.model._base_manager.filter(**{f"{path}__in": ids}), batch_size, on_batch)
+
+
+def _purge_path(step: Step, qs, batch_size: int, on_batch: Callable[[str, int], None]) -> None:
+    """Delete `qs` window by window over primary-key ranges.
+
+    Each batch is one `DELETE ... WHERE <path> AND pk >= lo AND pk < hi`: nothing is
+    loaded into Python (memory stays flat), no batch re-reads the rows (or the dead
+    tuples) of the batches before it, and no `ORDER BY ... LIMIT` needs a composite
+    index. The window widens while batches come back under-filled (an organisation
+    spread thinly over a big table) and narrows when one overfills, so a transaction
+    stays near `batch_size` rows. After a crash the bounds are recomputed over what is
+    left, so a resumed run neither misses nor re-counts anything.
+    """
+    bounds = qs.aggregate(lo=models.Min("pk"), hi=models.Max("pk"))
+    if bounds["lo"] is None:
+        return
+    lo, hi = bounds["lo"], bounds["hi"]
+    width = batch_size
+    max_width = batch_size * 64
+    while lo <= hi:
+        window = qs.filter(pk__gte=lo, pk__lt=lo + width)
+        with transaction.atomic():
+            for other, fk_name in step.nullify:
+                other._base_manager.filter(**{f"{fk_name}__in": window.values("pk")}).update(**{fk_name: None})
+            deleted = window._raw_delete(step.model._base_manager.db)
+            if deleted:
                 on_batch(_key(step), deleted)
+        lo += width
+        if deleted * 2 < batch_size:
+            width = min(width * 2, max_width)
+        elif deleted > batch_size * 2:
+            width = max(batch_size, width // 2)
