@@ -152,6 +152,7 @@ ROLES: tuple[Role, ...] = (
             "incidents.add_correctiveaction",
             "incidents.change_correctiveaction",
             "incidents.view_notification",
+            "incidents.requeue_notification",
             "incidents.view_evidence",
             "incidents.add_evidence",
             "incidents.change_evidence",
