@@ -29,7 +29,7 @@ from governance.access.models import User
 from governance.access.roles import INCIDENT_MANAGER
 from governance.core.admin import ReadOnlyAdmin
 from governance.tenancy.models import DataProtectionRole, Organisation
-from incidents import deadlines, services
+from incidents import deadlines, outbox, services
 from incidents.models import AffectedOrganisation, CorrectiveAction, Incident, IncidentUpdate, Notification
 
 CHANGE = "incidents.change_incident"
@@ -610,9 +610,26 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_select_related = ("organisation",)
     list_per_page = 100
     show_full_result_count = False
+    actions = ["requeue"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("recipient", "body", *ORGANISATION_CONTACT)
+
+    def has_requeue_permission(self, request) -> bool:
+        return request.user.has_perm("incidents.requeue_notification")
+
+    @admin.action(description="Send the selected failed notices again", permissions=["requeue"])
+    def requeue(self, request, queryset):
+        try:
+            count = outbox.notifications_requeue(notifications=queryset, acting_user=request.user)
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        skipped = queryset.count() - count
+        text = f"{count} failed notice(s) queued again."
+        if skipped:
+            text += f" {skipped} selected notice(s) had not failed and were left as they are."
+        self.message_user(request, text, messages.SUCCESS if count else messages.WARNING)
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields

@@ -11,18 +11,27 @@ Webhook rows (status-page subscriptions) are POSTed as JSON, signed with HMAC-SH
 over a timestamp and the body with the webhook's secret; a 2xx answer is delivery,
 anything else (redirects included) is a failure retried with the same backoff. The
 delivery id header is derived from the idempotency key, like the Message-ID.
+
+A mail server's permanent refusal of the message or its recipient (SMTP 5xx, RFC 5321
+4.2.1) fails the row at once: retrying cannot help and only delays the audit trail's
+record of the failure. Refusals of our own login or sender address are configuration
+faults and are retried, so fixing the configuration delivers everything. Staff with
+`requeue_notification` can send failed rows again (`notifications_requeue`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import smtplib
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import Q
@@ -112,9 +121,57 @@ def outbox_send(notification: Notification) -> str:
         if _build(notification, message_id).send(fail_silently=False) != 1:
             raise RuntimeError("the mail backend accepted no message")
     except Exception as exc:  # any failure: the row is retried later, nothing is lost
-        return _record_failure(notification, _error_text(exc, notification.recipient))
+        return _record_failure(notification, _error_text(exc, notification.recipient), give_up=_permanent(exc))
     _record_sent(notification, message_id)
     return "sent"
+
+
+def _permanent(exc: Exception) -> bool:
+    """The server refused this message or recipient for good (5xx)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(500 <= code < 600 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPDataError):
+        return 500 <= exc.smtp_code < 600
+    return False  # timeouts, 4xx, our own login or sender address: try again later
+
+
+def notifications_requeue(*, notifications: Iterable[Notification], acting_user) -> int:
+    """Send failed rows again with a fresh set of attempts (after a mailbox or receiver was
+    fixed). Only failed rows move; each is audited with the error it had."""
+    if not (acting_user.is_active and acting_user.is_staff and acting_user.has_perm("incidents.requeue_notification")):
+        raise PermissionDenied("You cannot requeue notices.")
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update(of=("self",))
+            .filter(pk__in=[n.pk for n in notifications], status=Status.FAILED)
+            .only("pk", "attempts", "last_error", "incident_id", "organisation_id")
+        )
+        Notification.objects.filter(pk__in=[r.pk for r in rows]).update(
+            status=Status.PENDING, attempts=0, next_attempt_at=now, lease_until=None
+        )
+        for row in rows:
+            audit_record(
+                action="incident.notice_requeued",
+                actor=acting_user,
+                obj=row,
+                object_repr=f"notification {row.pk}",
+                organisation_id=row.organisation_id,
+                data={"notification": row.pk, "attempts": row.attempts, "error": row.last_error.split(":", 1)[0]},
+            )
+        ids = [r.pk for r in rows]
+
+        def enqueue() -> None:
+            from incidents.tasks import deliver_notification
+
+            try:
+                for pk in ids:
+                    deliver_notification.delay(pk)
+            except Exception:  # the sweep delivers what could not be queued
+                log.exception("could not queue %s requeued notices; the outbox sweep will deliver them", len(ids))
+
+        transaction.on_commit(enqueue)
+    return len(ids)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

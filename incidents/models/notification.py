@@ -61,6 +61,7 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        permissions = [("requeue_notification", "Can requeue failed notices")]
 
     def __str__(self) -> str:
         return f"{self.subject} ({self.get_status_display().lower()})"
