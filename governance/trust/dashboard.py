@@ -237,37 +237,44 @@ def _risk_items(user, now):
 
     items = []
     if user.has_perm("risk.view_risk"):
-        for risk in list(selectors.risks_due_for_review(now=now, within_days=RISK_REVIEW_WITHIN_DAYS)[:PER_SOURCE]):
-            due = _as_datetime(_first_attr(risk, ("next_review_at", "next_review_on", "review_due", "next_review")))
+        today = timezone.localdate(now)
+        for risk in selectors.risks_due_for_review(now=now, within_days=RISK_REVIEW_WITHIN_DAYS)[:PER_SOURCE]:
             items.append(
                 Item(
                     "Risk review",
                     f"Review risk {risk}",
-                    "yearly review",
-                    due,
+                    f"yearly review due {risk.next_review_on:%Y-%m-%d}",
+                    _day_end(risk.next_review_on),
                     admin_url(risk),
-                    bool(due and due <= now),
+                    risk.next_review_on < today,
+                )
+            )
+    if user.has_perm("risk.view_overallriskreview"):
+        last = selectors.last_overall_review()
+        if last is None or last.signed_at < now - timedelta(days=365):
+            items.append(
+                Item(
+                    "Risk review",
+                    "Hold the yearly overall risk review",
+                    f"last signed {last.signed_at:%Y-%m-%d}" if last else "none signed yet",
+                    (last.signed_at + timedelta(days=365)) if last else None,
+                    changelist_url("risk.overallriskreview"),
+                    True,
                 )
             )
     if user.has_perm("risk.view_continuityplan"):
-        for plan in list(selectors.continuity_plans_overdue(now=now)[:PER_SOURCE]):
-            due = _as_datetime(_first_attr(plan, ("next_review_at", "next_review_on", "review_due", "next_review")))
-            items.append(Item("Continuity plan", f"Review {plan}", "past its review date", due, admin_url(plan), True))
+        for plan in selectors.continuity_plans_overdue(now=now)[:PER_SOURCE]:
+            items.append(
+                Item(
+                    "Continuity plan",
+                    f"Review or exercise {plan}",
+                    "; ".join(plan.flags),
+                    _day_end(plan.next_review_on),
+                    admin_url(plan),
+                    True,
+                )
+            )
     return items
-
-
-def _first_attr(obj, names):
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _as_datetime(value):
-    if value is None or isinstance(value, datetime):
-        return value
-    return _day_end(value)
 
 
 SOURCES = (

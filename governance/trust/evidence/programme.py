@@ -5,6 +5,8 @@ commitment says so; no figures are invented."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.apps import apps
 
 from governance.trust.evidence.base import (
@@ -30,14 +32,21 @@ def continuity_plans(period: Period):
     from governance.risk import selectors
 
     ContinuityPlan = apps.get_model("risk", "ContinuityPlan")
+    ContinuityExercise = apps.get_model("risk", "ContinuityExercise")
     now = as_of(period)
     total = ContinuityPlan.objects.count()
-    overdue = list(selectors.continuity_plans_overdue(now=now)[:20])
     if not total:
         return result(NO_DATA, "no continuity plans registered", {"plans": 0})
-    records = [Record(str(p), "review date has passed", admin_url(p)) for p in overdue]
-    figures = {"plans": total, "past_review": len(overdue)}
-    summary = f"{plural(total, 'continuity plan')} registered, {len(overdue)} past their review date"
+    flagged = selectors.continuity_plans_overdue(now=now)
+    exercises = ContinuityExercise.objects.filter(
+        held_on__gte=period.since.date(), held_on__lt=period.until.date()
+    ).count()
+    records = [Record(str(p), "; ".join(p.flags), admin_url(p)) for p in flagged[:20]]
+    figures = {"plans": total, "exercises_in_period": exercises, "needing_attention": len(flagged)}
+    summary = (
+        f"{plural(total, 'continuity plan')} with owners and recovery targets, {plural(exercises, 'exercise')} "
+        f"held in the period; {len(flagged)} past review or not exercised within a year"
+    )
     return result(FAILING if records else KEPT, summary, figures, records, source="continuity plans")
 
 
@@ -49,46 +58,28 @@ def risk_assessment(period: Period):
 
     now = as_of(period)
     changes = list(selectors.major_changes(since=period.since, until=period.until))
-    unassessed = [c for c in changes if not _assessed(c)]
-    overdue = list(selectors.risks_due_for_review(now=now, within_days=0)[:20])
+    unassessed = [c for c in changes if not c.assessed]
+    overdue = selectors.risks_due_for_review(now=now, within_days=-1)
+    n_overdue = overdue.count()
     last_review = selectors.last_overall_review()
-    last_at = _when(last_review)
-    records = [Record(str(c), "major change without a risk assessment", admin_url(c)) for c in unassessed]
-    records += [Record(str(r), "past its yearly review", admin_url(r)) for r in overdue]
-    stale = last_at is None or (now - last_at).days > 366
-    if stale:
+    last_at = last_review.signed_at if last_review else None
+    records = [Record(str(c), "major change without a completed risk assessment", admin_url(c)) for c in unassessed]
+    records += [Record(str(r), f"review was due {day(r.next_review_on)}", admin_url(r)) for r in overdue[:20]]
+    if last_at is None or last_at < now - timedelta(days=365):
         records.append(
-            Record("Overall risk review", f"last one {day(last_at) if last_at else 'never'}: more than a year ago")
+            Record("Overall risk review", f"last signed {day(last_at) if last_at else 'never'}: more than a year ago")
         )
     figures = {
         "major_changes": len(changes),
         "assessed": len(changes) - len(unassessed),
-        "risks_past_review": len(overdue),
+        "risks_past_review": n_overdue,
         "last_overall_review": day(last_at) if last_at else None,
     }
     summary = (
         f"{plural(len(changes), 'major change')}, {figures['assessed']} assessed; last overall risk review "
-        f"{figures['last_overall_review'] or 'not recorded'}; {plural(len(overdue), 'risk')} past review"
+        f"{figures['last_overall_review'] or 'not signed yet'}; {plural(n_overdue, 'risk')} past its yearly review"
     )
     return result(FAILING if records else KEPT, summary, figures, records, source="risk register, change records")
-
-
-def _assessed(change) -> bool:
-    for attr in ("is_assessed", "assessed"):
-        value = getattr(change, attr, None)
-        if value is not None:
-            return bool(value() if callable(value) else value)
-    return getattr(change, "assessment", None) is not None
-
-
-def _when(review):
-    if review is None:
-        return None
-    for attr in ("completed_at", "reviewed_at", "finished_at", "held_at", "created_at"):
-        value = getattr(review, attr, None)
-        if value is not None:
-            return value
-    return None
 
 
 @commitment("C28", "Additional security features customers can turn on")
