@@ -58,8 +58,11 @@ def _load_policy(request, organisation_id: int, user_id: int) -> OrganisationSec
     cached = getattr(request, "_orgsec_policy", None)
     if cached is not None and cached.organisation_id == organisation_id:
         return cached
-    user_revoked = UserSessionRevocation.objects.filter(user_id=user_id, organisation_id=OuterRef("organisation_id"))
-    with scopes_disabled():  # filtered explicitly; the API may call this outside a tenant scope
+    # Filtered explicitly; the API (and the sign-in request) may call this outside a tenant scope.
+    with scopes_disabled():
+        user_revoked = UserSessionRevocation.objects.filter(
+            user_id=user_id, organisation_id=OuterRef("organisation_id")
+        )
         policy = (
             OrganisationSecurityPolicy.objects.filter(organisation_id=organisation_id)
             .annotate(user_revoked_at=Subquery(user_revoked.values("revoked_at")[:1]))

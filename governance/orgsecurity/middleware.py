@@ -71,6 +71,7 @@ class OrgSecurityMiddleware:
             return redirect_to_login(request.get_full_path())
         if refusal.code in enforcement.TWO_FACTOR_CODES:
             if request.path_info in (paths["setup"], paths["verify"]):
+                request.orgsec_two_factor_pending = True  # the base template hides the navigation
                 return None
             enforcement.touch_session(request)
             target = refusal.redirect_to
