@@ -49,6 +49,7 @@ APPLICATIONS = {
     "wrong-audience": "client-aud",
     "wrong-issuer": "client-iss",
     "foreign-key": "client-key",
+    "userinfo-only": "client-userinfo",
 }
 PROVIDER_PASSWORD = "provider-password-123"
 
@@ -186,7 +187,8 @@ def test_member_signs_in_with_verified_email(client, oidc_provider, org_a):
     assert login.actor_id == alice.pk and login.organisation_id == org_a.pk
     assert AuditEvent.objects.filter(action="auth.login", actor=alice).exists()
     # Signed in for real: the portal answers with alice's organisation.
-    assert client.get(reverse("portal:home")).status_code in (200, 302)
+    response = client.get(reverse("portal:home"))
+    assert response.status_code == 200 and org_a.name in response.content.decode()
 
 
 def test_second_sign_in_goes_by_subject_and_next_is_kept(client, oidc_provider, org_a):
@@ -199,6 +201,13 @@ def test_second_sign_in_goes_by_subject_and_next_is_kept(client, oidc_provider, 
     assert response["Location"] == "/portal/incidents/"
     assert signed_in_user_id(client) == str(alice.pk)
     assert SSOIdentity.objects.filter(user=alice).count() == 1
+
+
+def test_email_only_in_userinfo_is_read_for_the_same_subject(client, oidc_provider, org_a):
+    configure(org_a, oidc_provider, app="userinfo-only")
+    alice = member(org_a, "alice@a.example")
+    response = round_trip(client, org_a, "alice")
+    assert response.status_code == 302 and signed_in_user_id(client) == str(alice.pk)
 
 
 def test_jit_creates_a_viewer_without_password(client, oidc_provider, org_a):
@@ -507,3 +516,39 @@ def test_email_domains_are_staff_only_and_unique(org_a, org_b, oidc_provider):
         sso_configuration_update(
             organisation=org_b, acting_user=staff, client_secret="s", email_domains=["a.example"], **common
         )
+
+
+def test_staff_configure_in_the_admin_through_the_service(oidc_provider, org_a):
+    from tests.helpers import otp_client
+
+    staff = StaffFactory(is_superuser=True)
+    client = otp_client(staff)
+    data = {
+        "organisation": org_a.pk,
+        "enabled": "on",
+        "issuer": oidc_provider.issuer,
+        "client_id": "client-good",
+        "client_secret": "admin-typed-secret",
+        "signing_algorithm": "RS256",
+        "email_domains": "a.example, A.example",
+        "jit_membership": "",
+        "enforce_sso": "on",  # refused: never signed in yet
+    }
+    add_url = reverse("admin:sso_ssoconfiguration_add")
+    assert client.get(add_url).status_code == 200
+    response = client.post(add_url, data)
+    assert response.status_code == 200 and "Sign in once with single sign-on" in response.content.decode()
+    assert not SSOConfiguration.objects.exists()
+    response = client.post(add_url, {**data, "enforce_sso": ""})
+    assert response.status_code == 302
+    config = SSOConfiguration.objects.get(organisation=org_a)
+    assert config.email_domains == ["a.example"] and config.client_secret == "admin-typed-secret"
+    change_url = reverse("admin:sso_ssoconfiguration_change", args=[config.pk])
+    page = client.get(change_url).content.decode()
+    assert "admin-typed-secret" not in page
+    response = client.post(change_url, {**data, "enforce_sso": "", "client_secret": "", "enabled": ""})
+    assert response.status_code == 302
+    config.refresh_from_db()
+    assert not config.enabled and config.client_secret == "admin-typed-secret"
+    events = AuditEvent.objects.filter(action__startswith="sso.configuration_", actor=staff)
+    assert events.count() == 2

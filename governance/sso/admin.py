@@ -88,7 +88,6 @@ class SSOConfigurationAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "enforce_sso", "jit_membership")
     search_fields = ("organisation__name", "organisation__slug")
     list_select_related = ("organisation",)
-    readonly_fields = ("verified_at", "updated_at")
     fields = (
         "organisation",
         "enabled",
@@ -99,8 +98,6 @@ class SSOConfigurationAdmin(admin.ModelAdmin):
         "email_domains",
         "jit_membership",
         "enforce_sso",
-        "verified_at",
-        "updated_at",
     )
 
     def get_form(self, request, obj=None, change=False, **kwargs):

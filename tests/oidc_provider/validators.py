@@ -2,7 +2,8 @@
 
 An application named `wrong-audience`, `wrong-issuer` or `foreign-key` gets an ID token
 whose audience, issuer or signing key is wrong, all else real: the relying party must
-refuse each of them.
+refuse each of them. `userinfo-only` gets ID tokens without the email claims (as some
+providers do), which the relying party then reads from the userinfo endpoint.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class TestProviderValidator(OAuth2Validator):
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
         if request.client.name == "wrong-issuer":
             claims["iss"] = "http://127.0.0.1:9/elsewhere"
+        if request.client.name == "userinfo-only":
+            for name in ("email", "email_verified", "given_name", "family_name"):
+                claims.pop(name, None)
         return claims, expiration_time
 
     def finalize_id_token(self, id_token, token, token_handler, request):
