@@ -351,3 +351,23 @@ def test_staff_are_not_governed_by_a_customers_settings(org_a, staff_factory):
     staff = staff_factory()
     request = RequestFactory().get("/admin/", REMOTE_ADDR=OUTSIDE)
     assert enforcement.check_request(request, staff) is None
+
+
+def test_demo_settings_are_seeded_through_the_service_idempotently(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.DEBUG = True
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", stdout=StringIO())
+    assert "Contoso requires two-factor" in out.getvalue()
+    contoso = OrganisationSecurityPolicy.objects.get(organisation__slug="contoso")
+    fabrikam = OrganisationSecurityPolicy.objects.get(organisation__slug="fabrikam")
+    assert contoso.two_factor == "required" and fabrikam.ip_allowlist[0] == "127.0.0.0/8"
+    assert AuditEvent.objects.filter(action="orgsecurity.policy_changed").count() == 2  # not repeated
+    # The demo logins still work on this machine.
+    client = Client(REMOTE_ADDR="127.0.0.1")
+    client.post(reverse("portal:login"), {"username": "fabrikam-admin", "password": "demo-Password-2026"})
+    assert client.get(reverse("portal:security_settings")).status_code == 200

@@ -15,6 +15,7 @@ from django_scopes import scopes_disabled
 
 from governance.access.models import User
 from governance.access.roles import ROLES, roles_sync
+from governance.orgsecurity.demo import seed_organisation_security
 from governance.tenancy.models import DataProtectionRole, Membership, Organisation
 
 DEMO_PASSWORD = "demo-Password-2026"  # noqa: S105 - public demo credential, refused outside DEBUG
@@ -56,6 +57,7 @@ class Command(BaseCommand):
             roles_sync()
             rows = [*self._staff(), *self._customers()]
             self._incidents()
+            security = seed_organisation_security(totp_key=demo_totp_key)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Every demo account's password: " + DEMO_PASSWORD))
         self.stdout.write(f"{'login':<18} {'kind':<40} where")
         for username, kind, where in rows:
@@ -64,6 +66,8 @@ class Command(BaseCommand):
             "Staff need a TOTP code at /admin/: `python manage.py totp_code <login>` prints the current one,"
         )
         self.stdout.write("or add the seed it prints with --uri to an authenticator app.")
+        for line in security:
+            self.stdout.write(line)
 
     def _user(self, username: str, first: str, last: str, email: str, *, staff: bool) -> User:
         user, created = User.objects.get_or_create(username=username, defaults={"is_staff": staff})
