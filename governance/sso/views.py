@@ -8,6 +8,7 @@ ever matches users of that organisation.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.contrib import messages
@@ -31,6 +32,7 @@ from governance.sso.models import SSOConfiguration
 from governance.sso.services import sso_configuration_for, sso_configuration_update, sso_login_refused
 from governance.tenancy.models import Organisation
 
+logger = logging.getLogger(__name__)
 BACKEND_PATH = "governance.sso.backends.OrganisationOIDCBackend"
 SCOPES = "openid email profile"
 # Session key naming the organisation whose provider signed the user in (for other policies).
@@ -104,8 +106,10 @@ def sso_begin(request, slug: str):
         raise Http404("No single sign-on here.")
     try:
         metadata = provider_metadata(config.issuer)
-    except ProviderError:
-        sso_login_refused(config=config, reason="provider_unreachable")
+    except ProviderError as exc:
+        # Logged, not audited: nobody has signed in yet, and anonymous requests must not
+        # be able to write to the append-only trail at will.
+        logger.warning("single sign-on of organisation %s: %s", config.organisation_id, exc)
         return _refused(
             request,
             "Your organisation's sign-in provider could not be reached. Try again later.",
@@ -160,7 +164,8 @@ class SSOCallbackView(OIDCAuthenticationCallbackView):
                     nonce=entry.get("nonce"),
                     code_verifier=entry.get("code_verifier"),
                 )
-        except ProviderError:
+        except ProviderError as exc:
+            logger.warning("single sign-on of organisation %s: %s", config.organisation_id, exc)
             sso_login_refused(config=config, reason="provider_unreachable")
             return _refused(
                 request,

@@ -1,7 +1,8 @@
-"""Start the test provider: `python -m tests.oidc_provider.serve SPEC_JSON DB_PATH`.
+"""Start the test provider: `python -m tests.oidc_provider.serve SPEC_JSON DB_PATH [PORT]`.
 
 Migrates its own SQLite database, creates the users and applications of the spec, binds
-127.0.0.1 on a free port and prints `READY <port>` once it accepts connections.
+127.0.0.1 on PORT (default: a free one) and prints `READY <port>` once it accepts
+connections. The tests start it; `tests/oidc_provider/README.md` shows a manual trial.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 
 def main() -> None:
     spec_path, db_path = sys.argv[1], sys.argv[2]
+    port = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     os.environ["OIDC_PROVIDER_SPEC"] = spec_path
     os.environ["OIDC_PROVIDER_DB"] = db_path
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.oidc_provider.settings"
@@ -46,7 +48,7 @@ def main() -> None:
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, ipv6=False)
+    server = ThreadedWSGIServer(("127.0.0.1", port), QuietHandler, ipv6=False)
     server.set_app(WSGIHandler())
     print(f"READY {server.server_address[1]}", flush=True)
     server.serve_forever()
