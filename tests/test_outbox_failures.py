@@ -63,7 +63,10 @@ def test_a_temporary_refusal_is_retried(refusing, django_capture_on_commit_callb
 
 @pytest.mark.parametrize("refusing", ["550 5.1.1 No such mailbox"], indirect=True)
 def test_an_incident_manager_sends_failed_notices_again(
-    refusing, django_capture_on_commit_callbacks, enqueued, monkeypatch  # noqa: F811
+    refusing,
+    django_capture_on_commit_callbacks,
+    enqueued,  # noqa: F811
+    monkeypatch,
 ):
     _notice(django_capture_on_commit_callbacks, [OrganisationFactory(), OrganisationFactory()])
     first, second = enqueued

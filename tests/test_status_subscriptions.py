@@ -381,7 +381,9 @@ def test_webhook_urls_must_be_https(settings):
     assert webhook.url == "https://hooks.example.com/status"
 
 
-@pytest.mark.parametrize("url", ["https://10.1.2.3/h", "https://169.254.169.254/latest", "https://[::1]/h", "https://[fd00::1]/h"])
+@pytest.mark.parametrize(
+    "url", ["https://10.1.2.3/h", "https://169.254.169.254/latest", "https://[::1]/h", "https://[fd00::1]/h"]
+)
 def test_webhook_addresses_must_be_public(url, settings):
     with pytest.raises(ValidationError, match="public address"):
         subscriptions.webhook_create(acting_user=StaffFactory(is_superuser=True), url=url)
@@ -396,9 +398,11 @@ def test_a_webhook_whose_name_resolves_privately_is_never_called(monkeypatch):
         acting_user=StaffFactory(is_superuser=True), url="https://hooks.example.com/status"
     )
     resolved = {"hooks.example.com": "192.168.7.7"}  # DNS now points the name inside our network
-    monkeypatch.setattr(
-        socket, "getaddrinfo", lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (resolved[host], 443))]
-    )
+
+    def getaddrinfo(host, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (resolved[host], 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     opened = []
     monkeypatch.setattr("urllib.request.OpenerDirector.open", lambda *a, **k: opened.append(a))
     incident = make_incident(title="Dashboards are slow")

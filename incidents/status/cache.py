@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 VERSION_KEY = "status:version"
 # Safety net only: entries are keyed by version, so a stale one is never served.
 TTL_SECONDS = 24 * 3600
+
+
 def _new_version(previous_at: datetime | None) -> tuple[str, datetime]:
     # Last-Modified has one-second resolution: move it forward by at least a second on
     # every change, so If-Modified-Since alone can never hide a change.

@@ -251,7 +251,8 @@ def webhook_target_check(url: str) -> None:
     webhook cannot be pointed (or re-pointed through DNS) at the portal's own network.
     STATUS_WEBHOOK_ALLOW_PRIVATE lifts this for receivers inside that network on purpose."""
     parts = urlsplit(url)
-    if settings.STATUS_WEBHOOK_ALLOW_PRIVATE or (parts.scheme == "http" and settings.STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP):
+    loopback_http = parts.scheme == "http" and settings.STATUS_WEBHOOK_ALLOW_LOOPBACK_HTTP
+    if settings.STATUS_WEBHOOK_ALLOW_PRIVATE or loopback_http:
         return
     try:
         infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, proto=socket.IPPROTO_TCP)
