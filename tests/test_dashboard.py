@@ -29,8 +29,8 @@ def _frozen():
         yield
 
 
-def _breach(org, *, aware_hours_ago: float, role="controller"):
-    aware = NOW - timedelta(hours=aware_hours_ago)
+def _breach(org, *, aware_hours_ago: float, role="controller", now=NOW):
+    aware = now - timedelta(hours=aware_hours_ago)
     incident = Incident.objects.create(
         title="Misdirected exports", description="d", kind="specific", detected_at=aware, aware_at=aware,
         personal_data_breach=True, created_by=StaffFactory(),
