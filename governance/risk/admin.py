@@ -46,10 +46,6 @@ class RegisterImportExportMixin(ImportExportMixin):
     def has_export_permission(self, request) -> bool:
         return self.has_view_permission(request)
 
-    def get_import_data_kwargs(self, **kwargs):
-        # The acting user reaches Resource.save_instance and from there the services.
-        return {**super().get_import_data_kwargs(**kwargs), "user": kwargs.get("request").user}
-
     def generate_log_entries(self, result, request):
         pass  # every imported row is already in the audit trail, with its changes
 
@@ -292,6 +288,7 @@ class MatrixPublishForm(forms.Form):
 
     def __init__(self, *args, instance=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.instance = instance
         active = matrix_active()
         for name in self.fields:
             self.fields[name].initial = getattr(active, name)

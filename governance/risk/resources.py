@@ -46,6 +46,14 @@ class StrictForeignKeyWidget(widgets.ForeignKeyWidget):
         return found
 
 
+class AllOrNothingMixin:
+    """An import with any bad row changes nothing (the admin already works this way)."""
+
+    def import_data(self, dataset, **kwargs):
+        kwargs.setdefault("rollback_on_validation_errors", True)
+        return super().import_data(dataset, **kwargs)
+
+
 def _text(name: str) -> fields.Field:
     return fields.Field(attribute=name, column_name=name, widget=SafeTextWidget())
 
@@ -58,7 +66,7 @@ def _date(name: str, readonly: bool = False) -> fields.Field:
     return fields.Field(attribute=name, column_name=name, widget=widgets.DateWidget("%Y-%m-%d"), readonly=readonly)
 
 
-class RiskResource(resources.ModelResource):
+class RiskResource(AllOrNothingMixin, resources.ModelResource):
     code = _text("code")
     title = _text("title")
     description = _text("description")
@@ -164,7 +172,7 @@ class RiskResource(resources.ModelResource):
         pass  # controls are saved (and audited) by the service
 
 
-class ControlResource(resources.ModelResource):
+class ControlResource(AllOrNothingMixin, resources.ModelResource):
     code = _text("code")
     name = _text("name")
     description = _text("description")

@@ -152,6 +152,7 @@ class Risk(models.Model):
                 condition=Q(owner__isnull=False, owner_team__isnull=True)
                 | Q(owner__isnull=True, owner_team__isnull=False),
                 name="risk_owner_person_or_team",
+                violation_error_message="A risk is owned by exactly one person or one team.",
             )
         ]
 
