@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "governance.retention",
     "governance.risk",
     "governance.orgsecurity",
+    "governance.sso",
     "governance.portal",
     "governance.trust",
     "incidents",
@@ -161,6 +162,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out username+IP pairs
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
+    # Single sign-on (C28): only its callback view signs in with it; listed so those sessions resolve.
+    "governance.sso.backends.OrganisationOIDCBackend",
 ]
 # Argon2id first (C08); PBKDF2 stays listed so old hashes verify and are upgraded on login.
 PASSWORD_HASHERS = [
@@ -210,6 +213,20 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Assyst governance portal")
 # Seeds never show in the admin (its QR/config pages would hand one staff member's second
 # factor to anyone who may view devices); `manage.py totp_enrol` prints them once instead.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# --- Single sign-on (C28) ----------------------------------------------------------
+# Per-organisation OpenID Connect providers (governance/sso/). Calls to a provider time out
+# after this many seconds; discovery documents and key sets are cached this long (an unknown
+# key id refetches at once); plain http to a loopback issuer is accepted only when
+# SSO_ALLOW_LOOPBACK_HTTP is on (local trials and tests; never in production).
+SSO_HTTP_TIMEOUT_SECONDS = env.int("SSO_HTTP_TIMEOUT_SECONDS", default=10)
+SSO_METADATA_CACHE_SECONDS = env.int("SSO_METADATA_CACHE_SECONDS", default=3600)
+SSO_ALLOW_LOOPBACK_HTTP = env.bool("SSO_ALLOW_LOOPBACK_HTTP", default=DEBUG)
+# mozilla-django-oidc: its views are given each organisation's provider per request;
+# these are the global parts it still reads.
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso:callback"
+OIDC_STATE_SIZE = 32
+OIDC_NONCE_SIZE = 32
 
 # --- Support access (C03, C04, C05) ------------------------------------------------
 # Most staff a single support-access request may name (need-to-know).
