@@ -39,7 +39,7 @@ def _plan_snapshot(plan: ContinuityPlan) -> dict[str, Any]:
 
 
 def _check(plan: ContinuityPlan) -> None:
-    if plan.rpo_hours is not None and plan.rto_hours is not None and plan.rto_hours == 0:
+    if plan.rto_hours == 0:
         raise ValidationError({"rto_hours": "A recovery time objective of zero hours is not a plan."})
     limit = add_months(timezone.localdate(), PLAN_REVIEW_MONTHS)
     if plan.next_review_on and plan.next_review_on > limit:
