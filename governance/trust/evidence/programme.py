@@ -115,7 +115,9 @@ def customer_security_features(period: Period):
 
 
 def _sso_count() -> int | None:
-    for model in apps.get_app_config("sso").get_models():
-        if any(f.name == "organisation" for f in model._meta.concrete_fields):
-            return model.objects.filter(organisation__status="active").count() if hasattr(model, "objects") else None
-    return None
+    """Organisations with single sign-on switched on (governance.sso), or None if its model is absent."""
+    try:
+        config = apps.get_model("sso", "SSOConfiguration")
+    except LookupError:
+        return None
+    return config.objects.filter(enabled=True, organisation__status="active").count()
