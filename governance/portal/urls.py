@@ -4,6 +4,7 @@ from django.urls import path
 from governance.orgsecurity import views as views_security
 from governance.portal import views, views_access, views_incidents
 from governance.portal.forms import PortalAuthenticationForm
+from governance.retention import views_portal as views_termination
 
 app_name = "portal"
 
@@ -39,4 +40,6 @@ urlpatterns = [
     path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident_detail"),
     path("incidents/<int:pk>/rca.pdf", views_incidents.incident_rca_pdf, name="incident_rca_pdf"),
     path("incidents/evidence/<int:pk>/download/", views_incidents.evidence_download, name="evidence_download"),
+    # Account termination (C21): ask, see the notice, withdraw (governance/retention/views_portal.py).
+    path("termination/", views_termination.termination, name="termination"),
 ]

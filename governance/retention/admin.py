@@ -72,7 +72,9 @@ class TerminationAdmin(admin.ModelAdmin):
         "confirmed_at",
         "scheduled_cleanup",
         "purge_finished_at",
+        "backups_clear",
     )
+    list_select_related = ("certificate",)
     list_filter = ("status", "requested_via")
     search_fields = ("organisation_name",)
     actions = ("confirm_selected", "cancel_selected")
@@ -91,6 +93,7 @@ class TerminationAdmin(admin.ModelAdmin):
         "purge_started_at",
         "purge_finished_at",
         "purge_counts",
+        "backups_clear",
         "cleanup_run",
     )
 
@@ -124,6 +127,15 @@ class TerminationAdmin(admin.ModelAdmin):
         if obj.status in (Termination.Status.CONFIRMED, Termination.Status.PURGING):
             return f"{next_cleanup_date():%Y-%m-%d}"
         return "-"
+
+    @admin.display(description="data gone from backups")
+    def backups_clear(self, obj: Termination) -> str:
+        """Purge date + RETENTION_BACKUP_DAYS, marked done once passed (C22)."""
+        cert = getattr(obj, "certificate", None) if obj.status == Termination.Status.PURGED else None
+        if cert is None:
+            return "-"
+        done = " (done)" if cert.backups_clear_at <= timezone.now() else ""
+        return f"{cert.backups_clear_at:%Y-%m-%d}{done}"
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

@@ -82,6 +82,10 @@ def termination_request(*, organisation: Organisation, acting_user: User, reason
             organisation_id=organisation.pk,
             data={"reason": termination.reason, "via": via},
         )
+        if via == Termination.Via.CUSTOMER:
+            from governance.retention.tasks import email_termination_requested
+
+            transaction.on_commit(lambda: email_termination_requested.delay(termination.pk))
     return termination
 
 
@@ -154,6 +158,9 @@ def termination_confirm(*, termination: Termination, acting_user: User) -> Termi
                 "scheduled_cleanup": next_cleanup_date(),
             },
         )
+        from governance.retention.tasks import email_termination_notice
+
+        transaction.on_commit(lambda: email_termination_notice.delay(termination.pk))
     return termination
 
 

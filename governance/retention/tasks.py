@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from governance.core.jobs import EMAIL_TASK_OPTIONS, job_run
 from governance.retention import backups, services
 from governance.retention.cadence import cleanup_due, next_cleanup_date
-from governance.retention.models import DeletionCertificate
+from governance.retention.models import DeletionCertificate, Termination
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,43 @@ def email_certificate(certificate_id: int) -> None:
                 [address],
             )
     services.certificate_mark_emailed(certificate=cert, recipients=len(recipients))
+
+
+@shared_task(name="governance.retention.tasks.email_termination_requested", **EMAIL_TASK_OPTIONS)
+def email_termination_requested(termination_id: int) -> None:
+    """A customer admin asked to terminate: tell the security officers, one of whom must confirm."""
+    from governance.access.services import internal_approvers
+
+    termination = Termination.objects.filter(pk=termination_id, status=Termination.Status.REQUESTED).first()
+    if termination is None:
+        return
+    recipients = sorted({u.email for u in internal_approvers() if u.email})
+    if recipients:
+        body = render_to_string("retention/email/termination_requested.txt", {"termination": termination})
+        send_mail(
+            f"Termination requested by {termination.organisation_name}: confirm or cancel",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            recipients,
+        )
+
+
+@shared_task(name="governance.retention.tasks.email_termination_notice", **EMAIL_TASK_OPTIONS)
+def email_termination_notice(termination_id: int) -> None:
+    """The termination notice: to the organisation's admins and primary contact, one message each."""
+    from governance.retention.views_portal import notice_context
+    from governance.tenancy.models import Organisation
+
+    termination = Termination.objects.filter(pk=termination_id, status=Termination.Status.CONFIRMED).first()
+    if termination is None:
+        return
+    organisation = Organisation._base_manager.filter(pk=termination.organisation_pk).first()
+    addresses = {a.strip() for a in termination.certificate_recipients.splitlines() if a.strip()}
+    if organisation is not None and organisation.primary_contact_email:
+        addresses.add(organisation.primary_contact_email)
+    body = render_to_string("retention/email/termination_notice.txt", notice_context(termination))
+    for address in sorted(addresses):
+        send_mail(f"Termination notice: {termination.organisation_name}", body, settings.DEFAULT_FROM_EMAIL, [address])
 
 
 @shared_task(name=POLICY_TASK, **EMAIL_TASK_OPTIONS)
