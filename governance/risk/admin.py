@@ -81,6 +81,8 @@ class RiskForm(ServiceModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "title" not in self.fields:
+            return  # view-only: every field is read-only
         matrix = matrix_active()
         for name in services.SCORE_FIELDS:
             labels = matrix.likelihood_labels if name.endswith("likelihood") else matrix.impact_labels
@@ -242,8 +244,9 @@ class ControlForm(ServiceModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["code"].required = False
-        self.fields["code"].help_text = "Left blank, the next CTL-nnn is used."
+        if "code" in self.fields:
+            self.fields["code"].required = False
+            self.fields["code"].help_text = "Left blank, the next CTL-nnn is used."
 
     def run_service(self) -> Control:
         data = {f: self.cleaned_data[f] for f in services.CONTROL_FIELDS if f in self.cleaned_data}

@@ -40,8 +40,9 @@ class PlanForm(ServiceModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["next_review_on"].required = False
-        self.fields["owner"].queryset = self.fields["owner"].queryset.filter(is_staff=True, is_active=True)
+        if "next_review_on" in self.fields:  # absent for view-only users
+            self.fields["next_review_on"].required = False
+            self.fields["owner"].queryset = self.fields["owner"].queryset.filter(is_staff=True, is_active=True)
         if self.instance.pk and not self.is_bound:
             latest = self.instance.versions.order_by("-number").first()
             self.initial["document"] = latest.document if latest else ""

@@ -16,6 +16,7 @@ from django_scopes import scopes_disabled
 from governance.access.models import User
 from governance.access.roles import ROLES, roles_sync
 from governance.orgsecurity.demo import seed_organisation_security
+from governance.risk.demo import seed_risk_register
 from governance.tenancy.models import DataProtectionRole, Membership, Organisation
 
 DEMO_PASSWORD = "demo-Password-2026"  # noqa: S105 - public demo credential, refused outside DEBUG
@@ -57,6 +58,11 @@ class Command(BaseCommand):
             roles_sync()
             rows = [*self._staff(), *self._customers()]
             self._incidents()
+            risk_lines = seed_risk_register(
+                owner=User.objects.get(username=STAFF["Risk owner"][0]),
+                officer=User.objects.get(username=STAFF["Security officer"][0]),
+                requester=User.objects.get(username=STAFF["Incident manager"][0]),
+            )
             security = seed_organisation_security(totp_key=demo_totp_key)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Every demo account's password: " + DEMO_PASSWORD))
         self.stdout.write(f"{'login':<18} {'kind':<40} where")
@@ -67,6 +73,8 @@ class Command(BaseCommand):
         )
         self.stdout.write("or add the seed it prints with --uri to an authenticator app.")
         for line in security:
+            self.stdout.write(line)
+        for line in risk_lines:
             self.stdout.write(line)
 
     def _user(self, username: str, first: str, last: str, email: str, *, staff: bool) -> User:
