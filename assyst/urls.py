@@ -3,6 +3,7 @@ from django.views.generic import RedirectView
 
 from assyst.admin_site import site
 from governance.core.views import healthz
+from governance.retention.views import backup_report
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="portal:home", permanent=False)),
@@ -13,6 +14,10 @@ urlpatterns = [
     path("trust/", include("governance.trust.urls")),
     path("", include("governance.disclosure.urls")),
     path("healthz", healthz, name="healthz"),
+    # External backup tools report runs here with a bearer token (C24); no session, no CSRF.
+    path("hooks/backups/", backup_report, name="backup_report"),
+    # Integration API with scoped tokens (governance/api/); not public: tokens only.
+    path("api/v1/", include("governance.api.urls")),
     # Public, cached, no session or CSRF: the status page, its feeds and JSON API (C14).
     path("", include("incidents.status.urls")),
 ]

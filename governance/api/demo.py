@@ -1,0 +1,64 @@
+"""Demo and test helpers: a service account with one role, and a token for it.
+
+`seed_demo` calls `seed_demo_token()` once; it prints the secret of a monitoring token
+(incidents read/write), the only time it is shown.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from governance.access.models import User
+from governance.api.models import ApiToken, ServiceAccount
+from governance.api.services import _issue
+
+
+@transaction.atomic
+def service_account(username: str, *roles: str, created_by: User | None = None) -> ServiceAccount:
+    """A service account in `roles` (created directly: demo data and tests only)."""
+    user, _ = User.objects.get_or_create(username=username, defaults={"is_staff": True})
+    user.set_unusable_password()
+    user.is_staff = True
+    user.save()
+    user.groups.set(Group.objects.filter(name__in=roles))
+    account, _ = ServiceAccount.objects.get_or_create(
+        user=user, defaults={"description": f"{username} integration", "created_by": created_by or user}
+    )
+    return account
+
+
+def token_for(
+    user: User, scopes: list[str], *, organisation=None, days: int = 30, name: str = "test", **extra
+) -> tuple[ApiToken, str]:
+    """A token without the issue-time checks (tests build refused cases with it)."""
+    kind = ApiToken.Kind.CUSTOMER if organisation is not None else ApiToken.Kind.STAFF
+    token, secret = _issue(
+        kind=kind,
+        user=user,
+        organisation=organisation,
+        name=name,
+        scopes=sorted(scopes),
+        expires_at=timezone.now() + timedelta(days=days),
+        acting_user=user,
+        rate_limit_per_minute=extra.get("rate_limit_per_minute"),
+    )
+    return token, secret
+
+
+def seed_demo_token(stdout=None) -> str:
+    """A monitoring service account (incident manager role) and its token; prints the secret once."""
+    account = service_account("svc-monitoring", "Incident manager")
+    ApiToken.objects.with_scopes_disabled().filter(user=account.user, name="Demo monitoring").update(
+        revoked_at=timezone.now(), revoke_reason="re-seeded"
+    )
+    _token, secret = token_for(account.user, ["incidents:read", "incidents:write"], days=90, name="Demo monitoring")
+    if stdout is not None:
+        stdout.write(
+            "API token for the demo monitoring service account (incidents:read, incidents:write), shown once:\n"
+            f"  {secret}\n  curl -H 'Authorization: Bearer {secret}' http://127.0.0.1:8000/api/v1/incidents/\n"
+        )
+    return secret

@@ -1,0 +1,39 @@
+"""The OpenAPI schema (any valid token, or signed-in staff) and the browsable docs (staff only)."""
+
+from __future__ import annotations
+
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import BasePermission
+
+from governance.api.auth import ApiTokenAuthentication
+from governance.api.models import ApiToken
+
+
+def _verified_staff(user) -> bool:
+    is_verified = getattr(user, "is_verified", None)
+    return bool(
+        user and user.is_authenticated and user.is_active and user.is_staff and callable(is_verified) and is_verified()
+    )
+
+
+class TokenOrVerifiedStaff(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, ApiToken) or _verified_staff(request.user)
+
+
+class VerifiedStaff(BasePermission):
+    """Staff signed in to the admin with their second factor (the docs are an admin tool)."""
+
+    def has_permission(self, request, view) -> bool:
+        return _verified_staff(request.user)
+
+
+class SchemaView(SpectacularAPIView):
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
+    permission_classes = [TokenOrVerifiedStaff]
+
+
+class StaffOnlyDocs(SpectacularSwaggerSplitView):
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [VerifiedStaff]
