@@ -43,6 +43,7 @@ AUDITED_APPS = (
     "auth",
     "otp_totp",
     "axes",
+    "orgsecurity",
 )
 
 ROLES: tuple[Role, ...] = (
@@ -76,6 +77,8 @@ ROLES: tuple[Role, ...] = (
             "axes.delete_accessattempt",
             "otp_totp.view_totpdevice",
             "otp_totp.delete_totpdevice",
+            # Customers' own security settings (C28): read-only for staff.
+            "orgsecurity.view_organisationsecuritypolicy",
             "disclosure.view_vulnerabilityreport",
             "disclosure.triage_vulnerabilityreport",
             "disclosure.view_reportevent",
