@@ -552,3 +552,14 @@ def test_staff_configure_in_the_admin_through_the_service(oidc_provider, org_a):
     assert not config.enabled and config.client_secret == "admin-typed-secret"
     events = AuditEvent.objects.filter(action__startswith="sso.configuration_", actor=staff)
     assert events.count() == 2
+
+
+def test_start_page_lets_its_form_redirect_to_a_provider(client, settings):
+    # Browsers check form-action along the redirect chain (form -> begin -> provider).
+    settings.SSO_ALLOW_LOOPBACK_HTTP = False
+    policy = client.get(reverse("sso:start"))["Content-Security-Policy"]
+    form_action = next(d for d in policy.split(";") if "form-action" in d)
+    assert "https:" in form_action and "http://127.0.0.1" not in form_action
+    assert "https:" not in next(
+        d for d in client.get(reverse("portal:login"))["Content-Security-Policy"].split(";") if "form-action" in d
+    )

@@ -33,7 +33,8 @@ class ConfigurationForm(forms.Form):
         label="Issuer URL",
         max_length=300,
         assume_scheme="https",
-        help_text="From your provider, e.g. https://login.microsoftonline.com/<tenant>/v2.0 or "
+        widget=forms.TextInput(attrs={"inputmode": "url", "size": 60}),
+        help_text="From your provider, e.g. https://login.microsoftonline.com/TENANT-ID/v2.0 or "
         "https://accounts.google.com. Its /.well-known/openid-configuration must be reachable.",
     )
     client_id = forms.CharField(label="Client ID", max_length=255)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
@@ -71,7 +72,21 @@ def sso_start(request):
                 return redirect(f"{url}?{urlencode({'next': next_url})}" if next_url else url)
             form.add_error(None, "Single sign-on is not set up for that. Sign in with your password instead.")
         status = 400
-    return render(request, "portal/sso/start.html", {"form": form, "next": request.GET.get("next", "")}, status=status)
+    response = render(
+        request, "portal/sso/start.html", {"form": form, "next": request.GET.get("next", "")}, status=status
+    )
+    _allow_form_redirect_to_providers(response)
+    return response
+
+
+def _allow_form_redirect_to_providers(response) -> None:
+    """This page's form ends at the provider (form -> begin -> provider): browsers check the
+    whole redirect chain against `form-action`, and 'self' alone blocks it. Providers are
+    https (loopback http only where allowed), and which one is known only after the post."""
+    sources = ["https:"]  # added to 'self'
+    if settings.SSO_ALLOW_LOOPBACK_HTTP:
+        sources += ["http://127.0.0.1:*", "http://localhost:*"]
+    response._csp_update = {"form-action": sources}
 
 
 class OrganisationAuthenticationRequestView(OIDCAuthenticationRequestView):
