@@ -311,7 +311,8 @@ RETENTION_FULL_BACKUP_MAX_AGE_DAYS = env.int("RETENTION_FULL_BACKUP_MAX_AGE_DAYS
 RETENTION_INCREMENTAL_BACKUP_MAX_AGE_DAYS = env.int("RETENTION_INCREMENTAL_BACKUP_MAX_AGE_DAYS", default=1)
 # Where backups must be stored: the primary database's location (region or site name).
 RETENTION_PRIMARY_LOCATION = env.str("RETENTION_PRIMARY_LOCATION", default="uk-south")
-# Bearer token external backup tools use to report runs (POST /admin/retention/backuprecord/report/).
+# Bearer token external backup tools use to report runs (POST /hooks/backups/; the earlier
+# /admin/retention/backuprecord/report/ address still works).
 # Empty: the endpoint refuses every request.
 RETENTION_BACKUP_API_TOKEN = env.str("RETENTION_BACKUP_API_TOKEN", default="")
 # The storage backend (a STORAGES alias) holding backup artefacts, for the expiry task.

@@ -20,7 +20,8 @@ from governance.retention.models import BackupPolicyCheck, BackupRecord
 from tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
-URL = "/admin/retention/backuprecord/report/"
+URL = "/hooks/backups/"
+OLD_URL = "/admin/retention/backuprecord/report/"
 NOW = "2026-06-10 08:00Z"
 
 
@@ -119,10 +120,31 @@ def test_endpoint_requires_the_token_and_valid_json(settings):
         assert post(json.dumps({**body, "kind": "weekly"}), "t" * 40).status_code == 400
         assert post(json.dumps({k: v for k, v in body.items() if k != "location"}), "t" * 40).status_code == 400
         assert client.get(URL, HTTP_AUTHORIZATION="Bearer " + "t" * 40).status_code == 405
+        bad = [
+            {**body, "size_bytes": True},
+            {**body, "size_bytes": -1},
+            {**body, "encrypted": "yes"},
+            {**body, "status": "maybe"},
+            {**body, "source": ["x"]},
+            {**body, "started_at": "yesterday"},
+            {**body, "finished_at": "2026-06-10T01:30:00"},  # no time zone
+            {**body, "started_at": "2026-06-10T02:00:00Z"},  # after the end
+            [body],
+        ]
+        for data in bad:
+            response = post(json.dumps(data), "t" * 40)
+            assert response.status_code == 400 and response.json()["error"], data
+        assert post("x" * (17 * 1024), "t" * 40).status_code == 413
         ok = post(json.dumps(body), "t" * 40)
-    assert ok.status_code == 201
-    record = BackupRecord.objects.get()
-    assert record.kind == "full" and record.encrypted and record.reported_by == "api"
+        # The earlier address under /admin/ still works (same view, same token).
+        old = client.post(
+            OLD_URL, data=json.dumps({**body, "kind": "incremental"}), content_type="application/json",
+            HTTP_AUTHORIZATION="Bearer " + "t" * 40,
+        )  # fmt: skip
+    assert ok.status_code == 201 and old.status_code == 201
+    record = BackupRecord.objects.get(kind="full")
+    assert record.encrypted and record.reported_by == "api"
+    assert not BackupRecord.objects.filter(source__startswith="[").exists()
 
 
 @pytest.mark.commitment("C24")

@@ -1,4 +1,9 @@
-"""The endpoint external backup tools report runs to (C24): POST JSON with a bearer token."""
+"""The endpoint external backup tools report runs to (C24): POST JSON with a bearer token.
+
+Served at /hooks/backups/ (outside the admin: a machine client has no admin session or
+second factor); the earlier /admin/retention/backuprecord/report/ stays as an alias.
+Every bad request gets a 4xx with a JSON `error` saying what is wrong.
+"""
 
 from __future__ import annotations
 
@@ -44,15 +49,20 @@ def backup_report(request: HttpRequest) -> JsonResponse:
     started, finished = parse_datetime(str(data["started_at"])), parse_datetime(str(data["finished_at"]))
     if started is None or finished is None:
         return JsonResponse({"error": "started_at and finished_at must be ISO 8601 date-times"}, status=400)
-    if not isinstance(data["encrypted"], bool) or not isinstance(data.get("size_bytes", 0), int):
+    size = data.get("size_bytes", 0)
+    if not isinstance(data["encrypted"], bool) or not isinstance(size, int) or isinstance(size, bool):
         return JsonResponse({"error": "encrypted must be a boolean and size_bytes an integer"}, status=400)
+    if data.get("status", "succeeded") not in ("succeeded", "failed"):
+        return JsonResponse({"error": "status must be 'succeeded' or 'failed'"}, status=400)
+    if not all(isinstance(data.get(k, ""), str) for k in ("kind", "source", "location", "checksum", "artefact")):
+        return JsonResponse({"error": "kind, source, location, checksum and artefact must be strings"}, status=400)
     try:
         record = backup_register(
             kind=str(data["kind"]),
             source=str(data["source"]),
             started_at=started,
             finished_at=finished,
-            size_bytes=data.get("size_bytes", 0),
+            size_bytes=size,
             checksum=str(data.get("checksum", "")),
             encrypted=data["encrypted"],
             location=str(data["location"]),
