@@ -176,3 +176,23 @@ def test_change_history_page_shows_who_changed_what():
     body = otp_client(officer).get(reverse("admin:risk_change_history", args=[change.pk])).content.decode()
     assert "change.update" in body and "Exports to the new store" in body
     assert change.requester.username in body
+
+
+def test_refused_steps_answer_json_clients_with_400_and_the_reason():
+    officer = security_officer()
+    change = make_change()
+    services.change_submit(change=change, acting_user=change.requester)
+    url = reverse("admin:risk_change_step", args=[change.pk, "approve"])
+    response = otp_client(officer).post(url, {"note": "ok"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": change.code,
+        "status": "assessment",
+        "errors": ["A major change needs a completed risk assessment before it can be approved."],
+    }
+    services.change_assess(change=change, acting_user=officer, summary="ok", risks=[make_risk()])
+    response = otp_client(officer).post(url, {"note": "ok"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 200 and response.json()["status"] == "approved"
+    # Unknown step or change: 404, not 500.
+    assert otp_client(officer).post(reverse("admin:risk_change_step", args=[change.pk, "explode"])).status_code == 404
+    assert otp_client(officer).post(reverse("admin:risk_change_step", args=[999999, "approve"])).status_code == 404

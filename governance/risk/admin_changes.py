@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -214,6 +214,7 @@ class ChangeAdmin(AuditHistoryMixin, ServiceFormAdmin):
             raise PermissionDenied
         kwargs = {"change": obj} if form_class is AssessForm else {}
         change_url = reverse("admin:risk_change_change", args=[obj.pk])
+        wants_json = request.headers.get("Accept", "").startswith("application/json")
         if request.method == "POST":
             form = form_class(request.POST, **kwargs)
             if form.is_valid():
@@ -224,8 +225,15 @@ class ChangeAdmin(AuditHistoryMixin, ServiceFormAdmin):
                 except PermissionDenied as e:
                     form.add_error(None, str(e))
                 else:
+                    if wants_json:
+                        obj.refresh_from_db()
+                        return JsonResponse({"code": obj.code, "status": obj.status, "message": message})
                     self.message_user(request, message, messages.SUCCESS)
                     return HttpResponseRedirect(change_url)
+            if wants_json:
+                # The same refusal as on the page, for scripts and the API (400, never 500).
+                errors = [str(m) for field_errors in form.errors.values() for m in field_errors]
+                return JsonResponse({"code": obj.code, "status": obj.status, "errors": errors}, status=400)
         else:
             form = form_class(**kwargs)
         problems = services.change_approval_problems(obj, request.user) if step == "approve" else []

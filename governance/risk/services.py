@@ -191,7 +191,9 @@ def risk_update(*, risk: Risk, acting_user, controls: Iterable[Control] | None =
     for name, value in fields.items():
         setattr(risk, name, value)
     _check_owner(risk)
-    rescored = any(before[f] != getattr(risk, f) for f in SCORE_FIELDS) or not risk.matrix.is_active
+    # A new score is always taken on the active matrix; other edits keep the version the
+    # risk was scored with, so its level keeps its meaning.
+    rescored = any(before[f] != getattr(risk, f) for f in SCORE_FIELDS)
     if rescored:
         _apply_scores(risk, matrix_active())
     now = timezone.now()
