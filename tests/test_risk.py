@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.template.loader import render_to_string
@@ -135,7 +135,7 @@ def register():
 
 @pytest.mark.parametrize("fmt", [CSV, XLSX], ids=["csv", "xlsx"])
 def test_import_round_trips_the_register_and_controls_without_loss(register, fmt):
-    owner = register
+    importer = security_officer()
     risks_before, controls_before = _register(), _controls()
     risk_file = fmt().export_data(RiskResource().export())
     control_file = fmt().export_data(ControlResource().export())
@@ -151,13 +151,14 @@ def test_import_round_trips_the_register_and_controls_without_loss(register, fmt
 
     for resource, data in ((ControlResource(), control_file), (RiskResource(), risk_file)):
         dataset = fmt().create_dataset(data)
-        result = resource.import_data(dataset, dry_run=False, user=owner)
+        result = resource.import_data(dataset, dry_run=False, user=importer)
         assert not result.has_errors() and not result.has_validation_errors(), result.invalid_rows
 
     assert _controls() == controls_before
     assert _register() == risks_before
     # Imported rows are audited like any other change, with the importer as actor.
-    assert AuditEvent.objects.filter(action="risk.create", object_repr__startswith="RSK-002", actor=owner).count() == 1
+    recreated = AuditEvent.objects.filter(action="risk.create", object_repr__startswith="RSK-002", actor=importer)
+    assert recreated.count() == 1
 
 
 def test_import_reports_errors_per_row_and_changes_nothing(register):
@@ -186,7 +187,10 @@ def test_import_reports_errors_per_row_and_changes_nothing(register):
 
 def test_import_and_export_in_the_admin(register):
     owner = register
-    client = otp_client(owner)
+    # Imports can touch any risk: security officers only; risk owners export.
+    assert otp_client(owner).get(reverse("admin:risk_risk_import")).status_code == 403
+    assert otp_client(owner).get(reverse("admin:risk_risk_export")).status_code == 200
+    client = otp_client(security_officer())
     assert client.get(reverse("admin:risk_risk_import")).status_code == 200
     assert client.get(reverse("admin:risk_risk_export")).status_code == 200
     csv = (
@@ -342,3 +346,23 @@ def test_changelists_run_a_fixed_number_of_queries_at_10_and_1000_risks(role):
     assert Risk.objects.count() == 1000 and Change.objects.count() == 100
     large = {u: _count(client, u) for u in urls}
     assert small == large
+
+
+def test_risk_owners_change_only_their_own_risks():
+    ravi, mia = risk_owner(), risk_owner()
+    mine, theirs = make_risk(owner=ravi), make_risk(owner=mia)
+    team = Group.objects.create(name="Platform team")
+    team.user_set.add(ravi)
+    teams = make_risk(owner=None, owner_team=team, acting_user=mia)
+    with pytest.raises(PermissionDenied):
+        services.risk_update(risk=theirs, acting_user=ravi, title="Not mine")
+    services.risk_update(risk=mine, acting_user=ravi, title="Mine")
+    services.risk_update(risk=teams, acting_user=ravi, title="My team's")
+    services.risk_update(risk=theirs, acting_user=security_officer(), title="Officer may")
+
+    client = otp_client(ravi)
+    page = client.get(reverse("admin:risk_risk_change", args=[theirs.pk]))
+    assert page.status_code == 200 and 'name="title"' not in page.content.decode()  # read-only
+    assert 'name="title"' in client.get(reverse("admin:risk_risk_change", args=[mine.pk])).content.decode()
+    response = client.post(reverse("admin:risk_risk_change", args=[theirs.pk]), {"title": "x"})
+    assert response.status_code == 403

@@ -121,6 +121,7 @@ ROLES: tuple[Role, ...] = (
             "risk.add_overallriskreview",
             "risk.change_overallriskreview",
             "risk.sign_overallriskreview",
+            "risk.manage_all_risks",
             # The trust report and what the public trust page shows.
             "trust.view_trust_report",
             "trust.view_publishedcommitment",

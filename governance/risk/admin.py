@@ -229,6 +229,15 @@ class RiskAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # risks are closed, never deleted (history and reviews point at them)
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Risk owners change their own (or their team's) risks and read the others.
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or services.risk_may_change(request.user, obj))
+
+    def has_import_permission(self, request) -> bool:
+        # An import can touch every risk in the register.
+        return super().has_import_permission(request) and request.user.has_perm("risk.manage_all_risks")
+
     def changelist_view(self, request, extra_context=None):
         extra = {"heatmaps": [selectors.heat_map("inherent"), selectors.heat_map("residual")]}
         return super().changelist_view(request, {**extra, **(extra_context or {})})

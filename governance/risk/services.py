@@ -181,6 +181,8 @@ def risk_update(*, risk: Risk, acting_user, controls: Iterable[Control] | None =
         raise TypeError(f"unknown risk fields: {sorted(unknown)}")
     given_next = fields.pop("next_review_on", None)
     risk = Risk.objects.select_for_update().select_related("matrix", "owner", "owner_team").get(pk=risk.pk)
+    if not risk_may_change(acting_user, risk):
+        raise PermissionDenied(f"Only {risk.code}'s owner or a security officer can change it.")
     before = risk_snapshot(risk)
     before_controls = [c.code for c in risk.controls.order_by("code")]
     new_status = fields.get("status", risk.status)
@@ -250,6 +252,11 @@ def _user_owns(user, risk: Risk) -> bool:
     if risk.owner_id:
         return risk.owner_id == user.pk
     return user.groups.filter(pk=risk.owner_team_id).exists()
+
+
+def risk_may_change(user, risk: Risk) -> bool:
+    """Risk owners change their own risks (or their team's); security officers any."""
+    return user.has_perm("risk.manage_all_risks") or _user_owns(user, risk)
 
 
 def risk_owner_recipients(risk: Risk) -> list[str]:

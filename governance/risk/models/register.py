@@ -147,6 +147,7 @@ class Risk(models.Model):
 
     class Meta:
         ordering = ["-residual_rank", "code"]
+        permissions = [("manage_all_risks", "Can change and import any risk, not only own ones (security officer)")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(owner__isnull=False, owner_team__isnull=True)
