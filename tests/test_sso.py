@@ -52,6 +52,7 @@ APPLICATIONS = {
     "userinfo-only": "client-userinfo",
 }
 PROVIDER_PASSWORD = "provider-password-123"
+QUERIES_SETTINGS_PAGE = 7  # fixed: session, user, membership, organisation, security policy, config, identities
 
 
 class Provider:
@@ -421,6 +422,7 @@ def test_customer_admin_edits_settings_audited_without_the_secret(client, org_a,
     url = reverse("sso:settings")
     assert client.get(url).status_code == 200
     data = {
+        "form": "provider",
         "enabled": "on",
         "issuer": oidc_provider.issuer,
         "client_id": "client-good",
@@ -449,7 +451,9 @@ def test_viewers_cannot_change_single_sign_on(client, org_a):
     viewer = MembershipFactory(organisation=org_a, role=Membership.Role.VIEWER).user
     client.force_login(viewer)
     assert client.get(reverse("sso:settings")).status_code == 403
-    response = client.post(reverse("sso:settings"), {"issuer": "https://x.example", "client_id": "x"})
+    response = client.post(
+        reverse("sso:settings"), {"form": "provider", "issuer": "https://x.example", "client_id": "x"}
+    )
     assert response.status_code == 403
     assert not SSOConfiguration.objects.exists()
 
@@ -461,7 +465,8 @@ def test_viewers_cannot_change_single_sign_on(client, org_a):
 def test_issuer_must_be_public_https(client, org_a, issuer):
     admin = MembershipFactory(organisation=org_a).user
     client.force_login(admin)
-    data = {"enabled": "on", "issuer": issuer, "client_id": "c", "client_secret": "s", "signing_algorithm": "RS256"}
+    data = {"form": "provider", "enabled": "on", "issuer": issuer, "client_id": "c", "client_secret": "s"}
+    data["signing_algorithm"] = "RS256"
     response = client.post(reverse("sso:settings"), data)
     assert response.status_code == 400
     assert not SSOConfiguration.objects.exists()
@@ -563,3 +568,49 @@ def test_start_page_lets_its_form_redirect_to_a_provider(client, settings):
     assert "https:" not in next(
         d for d in client.get(reverse("portal:login"))["Content-Security-Policy"].split(";") if "form-action" in d
     )
+
+
+def _identities(org, issuer: str, count: int):
+    return [
+        SSOIdentity.objects.create(
+            organisation=org, user=member(org, f"p{i}-{org.slug}@x.example"), issuer=issuer, subject=f"s{i}"
+        )
+        for i in range(count)
+    ]
+
+
+def test_customer_admin_unlinks_only_own_identities(client, org_a, org_b, oidc_provider):
+    admin = MembershipFactory(organisation=org_a).user
+    (own,) = _identities(org_a, oidc_provider.issuer, 1)
+    (foreign,) = _identities(org_b, oidc_provider.issuer, 1)
+    client.force_login(admin)
+    page = client.get(reverse("sso:settings")).content.decode()
+    assert own.user.username in page and foreign.user.username not in page
+    response = client.post(reverse("sso:settings"), {"form": "unlink", "identity": foreign.pk})
+    assert response.status_code == 404 and SSOIdentity.objects.filter(pk=foreign.pk).exists()
+    assert client.post(reverse("sso:settings"), {"form": "unlink", "identity": "x"}).status_code == 404
+    response = client.post(reverse("sso:settings"), {"form": "unlink", "identity": own.pk})
+    assert response.status_code == 302 and not SSOIdentity.objects.filter(pk=own.pk).exists()
+    event = AuditEvent.objects.get(action="sso.identity_unlinked")
+    assert event.organisation_id == org_a.pk and event.actor_id == admin.pk
+
+
+def test_relinked_provider_account_is_refused_until_unlinked(client, oidc_provider, org_a):
+    configure(org_a, oidc_provider)
+    alice = member(org_a, "alice@a.example")
+    SSOIdentity.objects.create(organisation=org_a, user=alice, issuer=oidc_provider.issuer, subject="old-subject")
+    response = round_trip(client, org_a, "alice")
+    assert response.status_code == 403 and refusals(org_a) == ["identity_mismatch"]
+    SSOIdentity.objects.filter(user=alice).delete()
+    assert round_trip(client, org_a, "alice").status_code == 302
+
+
+@pytest.mark.parametrize("rows", [1, 12])
+def test_settings_page_query_count_does_not_grow(client, org_a, oidc_provider, django_assert_num_queries, rows):
+    configure(org_a, oidc_provider)
+    admin = Membership.objects.get(organisation=org_a, role=Membership.Role.ADMIN).user
+    _identities(org_a, oidc_provider.issuer, rows)
+    client.force_login(admin)
+    client.get(reverse("sso:settings"))  # warm per-process caches
+    with django_assert_num_queries(QUERIES_SETTINGS_PAGE):
+        assert client.get(reverse("sso:settings")).status_code == 200

@@ -298,3 +298,24 @@ def sso_password_login_refused(*, user: User) -> None:
         organisation_id=user.membership.organisation_id,
         data={"reason": "sso_required"},
     )
+
+
+def sso_identity_unlink(*, identity: SSOIdentity, acting_user: User) -> None:
+    """Forget which provider account a user signed in with; the next sign-in matches by verified email again.
+
+    For a person whose provider account was re-created (new subject): until unlinked, the
+    new account is refused as "linked to a different account".
+    """
+    organisation = identity.organisation
+    if not (acting_user.is_staff or is_customer_admin(acting_user, organisation)):
+        raise PermissionDenied("Only a customer admin of this organisation can unlink sign-in accounts.")
+    with transaction.atomic():
+        audit_record(
+            action="sso.identity_unlinked",
+            actor=acting_user,
+            obj=identity,
+            organisation_id=organisation.pk,
+            object_repr=identity.user.get_username(),
+            data={"user_id": identity.user_id},
+        )
+        identity.delete()

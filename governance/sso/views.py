@@ -29,9 +29,15 @@ from governance.portal.forms import apply_service_error
 from governance.sso.backends import OrganisationOIDCBackend, SSORefused
 from governance.sso.discovery import ProviderError, provider_metadata, supports_pkce_s256
 from governance.sso.forms import ConfigurationForm, StartForm
-from governance.sso.models import SSOConfiguration
-from governance.sso.services import sso_configuration_for, sso_configuration_update, sso_login_refused
+from governance.sso.models import SSOConfiguration, SSOIdentity
+from governance.sso.services import (
+    sso_configuration_for,
+    sso_configuration_update,
+    sso_identity_unlink,
+    sso_login_refused,
+)
 from governance.tenancy.models import Organisation
+from governance.tenancy.selectors import get_for_user
 
 logger = logging.getLogger(__name__)
 BACKEND_PATH = "governance.sso.backends.OrganisationOIDCBackend"
@@ -203,7 +209,7 @@ sso_callback = SSOCallbackView.as_view()
 @customer_required
 @require_http_methods(["GET", "POST"])
 def sso_settings(request):
-    """The customer admin's single sign-on settings; viewers are refused like other settings pages."""
+    """The customer admin's single sign-on settings and linked sign-in accounts; viewers are refused."""
     organisation = request.organisation
     if not is_customer_admin(request.user, organisation):
         raise PermissionDenied("Only a customer admin of your organisation can do this.")
@@ -211,24 +217,46 @@ def sso_settings(request):
     form = ConfigurationForm(initial=ConfigurationForm.initial_for(config))
     status = 200
     if request.method == "POST":
-        form = ConfigurationForm(request.POST)
-        if form.is_valid():
-            try:
-                sso_configuration_update(organisation=organisation, acting_user=request.user, **form.cleaned_data)
-            except ValidationError as exc:
-                apply_service_error(form, exc)
-            else:
-                messages.success(request, "Your single sign-on settings are saved.")
-                return redirect("sso:settings")
+        which = request.POST.get("form")
+        if which == "provider":
+            form = ConfigurationForm(request.POST)
+            if form.is_valid():
+                try:
+                    sso_configuration_update(organisation=organisation, acting_user=request.user, **form.cleaned_data)
+                except ValidationError as exc:
+                    apply_service_error(form, exc)
+                else:
+                    messages.success(request, "Your single sign-on settings are saved.")
+                    return redirect("sso:settings")
+        elif which == "unlink":
+            identity = get_for_user(
+                SSOIdentity.objects.select_related("user", "organisation"),
+                request,
+                pk=_int(request.POST.get("identity")),
+            )
+            sso_identity_unlink(identity=identity, acting_user=request.user)
+            messages.success(request, f"{identity.user.get_username()} will be matched by email at the next sign-in.")
+            return redirect("sso:settings")
+        else:
+            messages.error(request, "Unknown form.")
         status = 400
+    identities = SSOIdentity.objects.filter(organisation=organisation).select_related("user").order_by("user__username")
     return render(
         request,
         "portal/sso/settings.html",
         {
             "form": form,
             "config": config,
+            "identities": identities,
             "redirect_uri": request.build_absolute_uri(reverse("sso:callback")),
             "sign_in_url": request.build_absolute_uri(reverse("sso:begin", kwargs={"slug": organisation.slug})),
         },
         status=status,
     )
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Http404 from None
