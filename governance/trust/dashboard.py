@@ -38,7 +38,7 @@ class Item:
     def left(self) -> str:
         """Time left (or past) in words: "5 h 12 min left", "2 days overdue"."""
         if self.due is None:
-            return ""
+            return "overdue" if self.overdue else ""
         delta = self.due - timezone.now()
         past = delta.total_seconds() < 0
         delta = abs(delta)

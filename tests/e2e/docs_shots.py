@@ -14,7 +14,12 @@ from tests.e2e.conftest import shot
 DOCS = Path(settings.BASE_DIR) / "docs"
 
 
-def doc_shot(page, name: str) -> None:
+def doc_shot(page, name: str, selector: str | None = None) -> None:
+    """Full page into var/e2e; into docs/ (only `selector`'s element, if given) on request."""
     shot(page, name)
     if os.environ.get("DOCS_SCREENSHOTS"):
-        page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
+        path = str(DOCS / f"{name}.png")
+        if selector:
+            page.locator(selector).screenshot(path=path)
+        else:
+            page.screenshot(path=path, full_page=True)

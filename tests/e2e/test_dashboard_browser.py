@@ -11,11 +11,14 @@ from django.utils import timezone
 
 from governance.access.models import AccessReviewCampaign
 from governance.access.roles import INCIDENT_MANAGER, SECURITY_OFFICER
+from governance.disclosure.models import VulnerabilityReport
 from governance.retention.models import BackupPolicyCheck
+from governance.risk.models import Risk
 from tests.e2e.conftest import needs_chromium
 from tests.e2e.docs_shots import doc_shot
 from tests.e2e.test_support_access_browser import _staff_page
 from tests.factories import OrganisationFactory, StaffFactory, approved_grant, support_request
+from tests.factories_risk import make_risk
 from tests.test_dashboard import _breach
 
 pytestmark = [
@@ -41,14 +44,25 @@ def test_staff_sign_in_with_totp_and_act_from_the_dashboard(browser, live_server
         alerted=True,
     )  # fmt: skip
 
+    VulnerabilityReport.objects.create(
+        reference="VR-7Q2K", summary="Open redirect after sign-in", affected_product="Customer portal",
+        steps_to_reproduce="s", impact="i", received_at=now - timedelta(days=4), first_response_due=now.date(),
+    )  # fmt: skip
+    for likelihood, impact in ((4, 4), (3, 4), (2, 3), (2, 2), (1, 3)):
+        make_risk(inherent_likelihood=likelihood, inherent_impact=impact, residual_likelihood=max(1, likelihood - 2),
+                  residual_impact=impact)  # fmt: skip
+    Risk.objects.filter(pk=Risk.objects.order_by("pk").first().pk).update(next_review_on=now.date() - timedelta(days=3))
+
     officer = StaffFactory(role=SECURITY_OFFICER, username="sofia")
     page = _staff_page(browser, live_server, officer)  # password + TOTP code on the login form
     dashboard = page.locator("#dashboard")
     text = dashboard.inner_text()
     assert "Needs a person now" in text
     assert "SUP-4711" in text and "The last incremental backup" in text and "Next clean-up" in text
+    assert "VR-7Q2K" in text and "Review risk" in text
+    assert page.locator("#dashboard .risk-heatmap").count() == 2
     assert "Breach notice" not in text  # incident managers act on breach notices
-    doc_shot(page, "dashboard")
+    doc_shot(page, "dashboard", "#dashboard")
 
     # Each item links to the page where it is acted on.
     page.click(f"#dashboard a[href='/admin/access/supportaccessrequest/{request.pk}/decide/']")

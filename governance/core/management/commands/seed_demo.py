@@ -18,6 +18,7 @@ from governance.access.roles import ROLES, roles_sync
 from governance.orgsecurity.demo import seed_organisation_security
 from governance.risk.demo import seed_risk_register
 from governance.tenancy.models import DataProtectionRole, Membership, Organisation
+from governance.trust.demo import seed_trust_demo
 
 DEMO_PASSWORD = "demo-Password-2026"  # noqa: S105 - public demo credential, refused outside DEBUG
 
@@ -64,6 +65,8 @@ class Command(BaseCommand):
                 requester=User.objects.get(username=STAFF["Incident manager"][0]),
             )
             security = seed_organisation_security(totp_key=demo_totp_key)
+            # History behind the staff dashboard and the trust report (governance/trust/demo.py).
+            seed_trust_demo()
         self.stdout.write(self.style.SUCCESS("Demo data ready. Every demo account's password: " + DEMO_PASSWORD))
         self.stdout.write(f"{'login':<18} {'kind':<40} where")
         for username, kind, where in rows:
