@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -72,8 +73,10 @@ def ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped  # ::ffff:203.0.113.5 is the IPv4 client
-    for cidr in allowlist:
-        network = ipaddress.ip_network(cidr)
-        if address.version == network.version and address in network:
-            return True
-    return False
+    return any(address.version == n.version and address in n for n in _networks(tuple(allowlist)))
+
+
+@lru_cache(maxsize=512)
+def _networks(allowlist: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    # Parsing 100 ranges costs about as much as the rest of the check; lists rarely change.
+    return tuple(ipaddress.ip_network(cidr) for cidr in allowlist)
