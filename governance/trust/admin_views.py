@@ -18,7 +18,7 @@ from django.views.decorators.http import require_safe
 
 from governance.audit.services import audit_record
 from governance.trust.evidence import FAILING, KEPT, NO_DATA
-from governance.trust.report import PeriodForm, trust_report, trust_report_pdf
+from governance.trust.report import PeriodForm, default_period, trust_report, trust_report_pdf
 
 PERMISSION = "trust.view_trust_report"
 
@@ -38,7 +38,11 @@ def _valid_period(request: HttpRequest):
     """(form, period); period is None when the dates are invalid. No dates: the last 12 months."""
     if not request.user.has_perm(PERMISSION):
         raise PermissionDenied
-    form = PeriodForm(request.GET)
+    data = request.GET.copy()
+    if not data.get("since") and not data.get("until"):
+        default = default_period()
+        data["since"], data["until"] = f"{default.since:%Y-%m-%d}", f"{default.until:%Y-%m-%d}"
+    form = PeriodForm(data)
     return form, (form.period() if form.is_valid() else None)
 
 

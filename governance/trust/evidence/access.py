@@ -140,6 +140,7 @@ def need_to_know(period: Period):
             max_hours=Coalesce(F("organisation__support_access_policy__max_grant_hours"), 8),
         )
         .select_related("organisation")
+        .only("pk", "starts_at", "ends_at", "organisation__name")
         .order_by("-starts_at")
     )
     if not rows:

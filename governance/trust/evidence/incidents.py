@@ -39,6 +39,7 @@ from incidents.workdays import add_working_days, clock_start, uk_date
 PUBLIC = IncidentUpdate.Visibility.PUBLIC
 # A general incident must have its first public update within this time of awareness.
 FIRST_PUBLIC_UPDATE_WITHIN = timedelta(hours=1)
+REQUEST_FIELDS = ("pk", "incident_id", "requested_at", "due_target", "due_limit", "delivered_at", "organisation__name")
 # An email notice still undelivered after this long counts as a failed delivery.
 DELIVERY_WITHIN = timedelta(hours=1)
 
@@ -55,6 +56,8 @@ def _notices(period: Period, role: str, window_label: str):
             incident__aware_at__lt=period.until,
         )
         .select_related("incident", "organisation")
+        # Only what the evidence reads: the encrypted columns are never decrypted here.
+        .only("pk", "deadline_at", "notified_at", "incident_id", "incident__aware_at", "organisation__name")
         .order_by("deadline_at")
     )
     sent = [a for a in rows if a.notified_at is not None]
@@ -194,6 +197,7 @@ def complete_reports(period: Period):
         ReportRequest.objects.with_scopes_disabled()
         .filter(kind=ReportRequest.Kind.REPORT, requested_at__gte=period.since, requested_at__lt=period.until)
         .select_related("organisation")
+        .only(*REQUEST_FIELDS)
         .order_by("requested_at")
     )
     if not rows:
@@ -311,6 +315,7 @@ def rca_on_request(period: Period):
         ReportRequest.objects.with_scopes_disabled()
         .filter(kind=ReportRequest.Kind.RCA, requested_at__gte=period.since, requested_at__lt=period.until)
         .select_related("organisation", "incident")
+        .only(*REQUEST_FIELDS, "incident__title")
         .order_by("requested_at")
     )
     if not rows:
