@@ -383,3 +383,49 @@ def test_each_commitment_costs_a_fixed_number_of_queries_at_two_sizes():
     large = _queries_per_commitment()
     assert small == large
     assert sum(small.values()) < 120
+
+
+@pytest.mark.commitment("C14")
+def test_c14_a_general_incident_never_announced_is_failing():
+    announced = _incident(aware_at=NOW - timedelta(days=3), kind=Incident.Kind.GENERAL, breach=False)
+    IncidentUpdate.objects.create(
+        incident=announced, visibility="public", status="identified", message="m", actions_for_customers="Nothing.",
+        created_by=announced.created_by, created_at=NOW - timedelta(days=3) + timedelta(minutes=20),
+    )  # fmt: skip
+    e = evidence("C14")
+    assert e.status == KEPT and e.summary.endswith("median 0.3 h from awareness to the first public update")
+    silent = _incident(aware_at=NOW - timedelta(hours=2), kind=Incident.Kind.GENERAL, breach=False, title="Silent")
+    e = evidence("C14")
+    assert e.status == FAILING and e.records[0].label == str(silent)
+
+
+@pytest.mark.commitment("C15")
+def test_c15_a_notice_that_failed_or_is_stuck_is_failing():
+    from incidents.models import Notification
+
+    org = OrganisationFactory()
+    incident = _incident(aware_at=NOW - timedelta(days=2))
+    common = dict(incident=incident, organisation=org, recipient="a@b.example", subject="s", body="b")
+    Notification.objects.create(
+        idempotency_key="k1", status="sent", next_attempt_at=NOW, sent_at=NOW - timedelta(hours=1), **common
+    )
+    assert evidence("C15").status == KEPT
+    Notification.objects.create(idempotency_key="k2", status="failed", attempts=10, next_attempt_at=NOW, **common)
+    e = evidence("C15")
+    assert e.status == FAILING and e.figures["failed"] == 1 and "failed (gave up) after 10" in e.records[0].problem
+
+
+@pytest.mark.commitment("C18")
+def test_c18_a_closed_incident_with_an_open_action_is_failing():
+    from incidents.models import CorrectiveAction
+
+    incident = _incident(aware_at=NOW - timedelta(days=20), closed_at=NOW - timedelta(days=2))
+    CorrectiveAction.objects.create(
+        incident=incident, title="Rotate keys", owner=incident.created_by, due_date=NOW.date(), status="done"
+    )
+    assert evidence("C18").status == KEPT
+    CorrectiveAction.objects.create(
+        incident=incident, title="Add alerting", owner=incident.created_by, due_date=NOW.date()
+    )
+    e = evidence("C18")
+    assert e.status == FAILING and e.records[0].problem == "open on a closed incident"
