@@ -53,7 +53,7 @@ def risk_review_record(
         rescore["residual_impact"] = residual_impact
     if rescore:
         risk = services.risk_update(risk=risk, acting_user=acting_user, **rescore)
-    risk = Risk.objects.select_for_update().select_related("matrix").get(pk=risk.pk)
+    risk = Risk.objects.select_for_update(of=("self",)).select_related("matrix").get(pk=risk.pk)
     next_on = services.next_review_date(matrix=risk.matrix, level_key=risk.residual_level, after=reviewed_on)
     changes = {
         "last_reviewed_on": [risk.last_reviewed_on, reviewed_on],

@@ -180,7 +180,7 @@ def risk_update(*, risk: Risk, acting_user, controls: Iterable[Control] | None =
     if unknown:
         raise TypeError(f"unknown risk fields: {sorted(unknown)}")
     given_next = fields.pop("next_review_on", None)
-    risk = Risk.objects.select_for_update().select_related("matrix", "owner", "owner_team").get(pk=risk.pk)
+    risk = Risk.objects.select_for_update(of=("self",)).select_related("matrix", "owner", "owner_team").get(pk=risk.pk)
     if not risk_may_change(acting_user, risk):
         raise PermissionDenied(f"Only {risk.code}'s owner or a security officer can change it.")
     before = risk_snapshot(risk)
@@ -272,7 +272,7 @@ def risk_owner_recipients(risk: Risk) -> list[str]:
 def risk_accept(*, risk: Risk, acting_user, reason: str, expires_on: date) -> RiskAcceptance:
     """The owner signs off the residual risk until `expires_on`; the risk as it stands now
     (scores, levels, controls) is kept with the sign-off."""
-    risk = Risk.objects.select_for_update().select_related("matrix", "owner", "owner_team").get(pk=risk.pk)
+    risk = Risk.objects.select_for_update(of=("self",)).select_related("matrix", "owner", "owner_team").get(pk=risk.pk)
     today = timezone.localdate()
     if not _user_owns(acting_user, risk):
         raise ValidationError("Only the risk's owner (or a member of the owning team) can accept it.")
@@ -324,7 +324,7 @@ def _end_active_acceptance(risk: Risk, *, acting_user, status: str, now) -> Risk
 @transaction.atomic
 def acceptance_revoke(*, acceptance: RiskAcceptance, acting_user, reason: str) -> RiskAcceptance:
     """End an acceptance early (the owner or a security officer); the risk reopens."""
-    acceptance = RiskAcceptance.objects.select_for_update().select_related("risk").get(pk=acceptance.pk)
+    acceptance = RiskAcceptance.objects.select_for_update(of=("self",)).select_related("risk").get(pk=acceptance.pk)
     risk = acceptance.risk
     if acceptance.status != RiskAcceptance.Status.ACTIVE:
         raise ValidationError("Only an active acceptance can be revoked.")
@@ -354,7 +354,7 @@ def acceptances_expire(*, today: date) -> list[int]:
     for pk in due.values_list("pk", flat=True):
         with transaction.atomic():
             acceptance = (
-                RiskAcceptance.objects.select_for_update()
+                RiskAcceptance.objects.select_for_update(of=("self",))
                 .filter(pk=pk, status=RiskAcceptance.Status.ACTIVE)
                 .select_related("risk")
                 .first()
