@@ -292,10 +292,11 @@ def spawn_worker(env: dict, batch_size: int | None, log: Path) -> subprocess.Pop
     )
 
 
-def finish(proc: subprocess.Popen, timeout: float = 3600) -> dict:
+def finish(proc: subprocess.Popen, log: Path, timeout: float = 3600) -> dict:
     out, _ = proc.communicate(timeout=timeout)
     if proc.returncode != 0:
-        raise BenchError(f"worker exited {proc.returncode}; see its log")
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise BenchError(f"worker exited {proc.returncode}:\n{tail}")
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -399,7 +400,7 @@ def main() -> int:
         # 2. the real purge in a worker process
         org_id, total = seeded("purge")
         termination_id = terminate(org_id)
-        result = finish(spawn_worker(env, args.batch_size, tmp / "worker.log"))
+        result = finish(spawn_worker(env, args.batch_size, tmp / "worker.log"), tmp / "worker.log")
         left = org_records(org_id)
         cert = DeletionCertificate.objects.get(termination_id=termination_id)
         counted = sum(cert.counts.values())
@@ -422,7 +423,7 @@ def main() -> int:
         at_kill = _progress(termination_id)
         gone_at_kill = total - org_records(org_id)
         print(f"kill: SIGKILL at {at_kill:,} counted / {gone_at_kill:,} gone of {total:,}", flush=True)
-        resumed = finish(spawn_worker(env, args.batch_size, tmp / "worker-resume.log"))
+        resumed = finish(spawn_worker(env, args.batch_size, tmp / "worker-resume.log"), tmp / "worker-resume.log")
         left_after = org_records(org_id)
         cert2 = DeletionCertificate.objects.get(termination_id=termination_id)
         counted2 = sum(cert2.counts.values())

@@ -212,6 +212,7 @@ def _purge_path(step: Step, qs, batch_size: int, on_batch: Callable[[str, int], 
     while lo <= hi:
         window = qs.filter(pk__gte=lo, pk__lt=lo + width)
         with transaction.atomic():
+            _async_commit()
             for other, fk_name in step.nullify:
                 other._base_manager.filter(**{f"{fk_name}__in": window.values("pk")}).update(**{fk_name: None})
             deleted = window._raw_delete(step.model._base_manager.db)
@@ -222,3 +223,17 @@ def _purge_path(step: Step, qs, batch_size: int, on_batch: Callable[[str, int], 
             width = min(width * 2, max_width)
         elif deleted > batch_size * 2:
             width = max(batch_size, width // 2)
+
+
+def _async_commit() -> None:
+    """PostgreSQL: this batch's COMMIT does not wait for its WAL flush.
+
+    Safe here because a batch and its progress count are one transaction: a server crash
+    can only lose the last few batches whole (rows back, counts back), and the resumed
+    run deletes and counts them again, once. It saves a disk flush per batch, which was
+    most of a batch's cost. SET LOCAL: the setting ends with the transaction.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
