@@ -66,6 +66,11 @@ class ServiceFormAdmin(admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
 
+def scale_choices(labels: list[str]) -> list[tuple[int, str]]:
+    """Choices for a likelihood or impact axis: "3 - Possible"."""
+    return [(i, f"{i} - {label}") for i, label in enumerate(labels, start=1)]
+
+
 def level_pill(matrix, key: str) -> str:
     """A level name with its colour as a small square (SVG fill, so CSP allows it)."""
     level = matrix.level(key)
