@@ -133,3 +133,12 @@ def test_audit_log_list_costs_a_fixed_number_of_queries(org_a, customer_a, djang
     assert response.status_code == 200
     with django_assert_num_queries(LIST_QUERIES):
         assert client.get(LOG, {"category": "settings", "person": "user"}).status_code == 200
+
+
+def test_events_read_as_plain_sentences():
+    from governance.orgsecurity.selectors import event_details
+
+    changes = {"changes": {"ip_allowlist": {"from": [], "to": ["203.0.113.0/24", "2001:db8::/32"]}}}
+    assert event_details(changes) == "ip_allowlist: none → 203.0.113.0/24, 2001:db8::/32"
+    assert event_details({"reason": "session_idle"}) == "reason: session_idle"
+    assert event_details({}) == ""

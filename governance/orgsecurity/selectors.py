@@ -68,3 +68,46 @@ def organisation_audit_events(organisation: Organisation) -> QuerySet[AuditEvent
 
 def category_filter(key: str) -> Q:
     return _matches(CATEGORIES[key][1])
+
+
+ACTION_LABELS = {
+    "orgsecurity.login": "Signed in",
+    "orgsecurity.logout": "Signed out",
+    "orgsecurity.login_failed": "Failed sign-in",
+    "orgsecurity.ip_refused": "Refused: address not allowed",
+    "orgsecurity.policy_changed": "Security settings changed",
+    "orgsecurity.sessions_revoked": "Sessions signed out",
+    "orgsecurity.audit_exported": "Audit log exported",
+    "orgsecurity.two_factor_enrolled": "Two-factor set up",
+    "orgsecurity.two_factor_verified": "Two-factor code accepted",
+    "orgsecurity.two_factor_failed": "Two-factor code refused",
+    "orgsecurity.two_factor_reset": "Two-factor reset by an admin",
+    "orgsecurity.two_factor_recovery_codes_replaced": "Recovery codes replaced",
+    "support_access.customer_approved": "Support access approved",
+    "support_access.customer_denied": "Support access denied",
+    "support_access.revoked": "Support grant revoked",
+    "support_access.limits_changed": "Support-access limits changed",
+    "organisation.contact_changed": "Primary contact changed",
+    "incident.evidence_downloaded": "Incident evidence downloaded",
+}
+
+
+def _plain(value) -> str:
+    if value is None or value == "" or value == []:
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def event_details(data: dict) -> str:
+    """One line of text for an event's data, e.g. "idle_timeout_minutes: none → 30"."""
+    parts = []
+    for key, value in sorted((data or {}).items()):
+        if key == "changes" and isinstance(value, dict):
+            parts += [f"{field}: {_plain(c.get('from'))} → {_plain(c.get('to'))}" for field, c in sorted(value.items())]
+        elif isinstance(value, dict):
+            parts.append(f"{key}: " + ", ".join(f"{k}={_plain(v)}" for k, v in sorted(value.items())))
+        else:
+            parts.append(f"{key}: {_plain(value)}")
+    return "; ".join(parts)

@@ -30,7 +30,7 @@ from governance.core.csvsafe import csv_cell
 from governance.orgsecurity import enforcement, services
 from governance.orgsecurity.forms import AuditFilterForm, CodeForm, SecurityPolicyForm
 from governance.orgsecurity.netaddr import client_ip
-from governance.orgsecurity.selectors import organisation_audit_events, policy_for
+from governance.orgsecurity.selectors import ACTION_LABELS, event_details, organisation_audit_events, policy_for
 from governance.portal.access import customer_required
 from governance.portal.forms import apply_service_error
 from governance.tenancy.models import Membership
@@ -162,17 +162,15 @@ def audit_log(request):
     _forbid_unless_admin(request)
     form, events = _filtered_events(request)
     page = Paginator(events, AUDIT_PER_PAGE).get_page(request.GET.get("page")) if events is not None else None
+    for event in page or ():
+        event.label = ACTION_LABELS.get(event.action, event.action)
+        event.details = event_details(event.data)
     return render(
         request,
         "portal/security/audit_log.html",
         {"form": form, "page": page},
         status=200 if events is not None else 400,
     )
-
-
-def _details(event) -> str:
-    data = dict(event.data or {})
-    return "; ".join(f"{key}: {value}" for key, value in sorted(data.items()))
 
 
 @customer_required
@@ -204,7 +202,7 @@ def audit_log_csv(request):
                 event.actor_repr,
                 event.ip_address,
                 event.object_repr,
-                _details(event),
+                event_details(event.data),
             )
         )
     return response
