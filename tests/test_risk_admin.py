@@ -69,3 +69,79 @@ def test_roles_without_risk_duties_see_no_risk_admin(demo):
     client = otp_client(StaffFactory(role=SUPPORT_ENGINEER))
     assert client.get(reverse("admin:risk_risk_changelist")).status_code == 403
     assert client.get(reverse("admin:risk_change_changelist")).status_code == 403
+
+
+@pytest.mark.commitment("C26")
+def test_sign_offs_reviews_controls_and_matrix_versions_through_the_admin():
+    import json
+
+    from governance.risk.models import Control, RiskAcceptance, RiskMatrix, RiskReview
+    from tests.factories_risk import make_risk
+
+    owner = StaffFactory(role=RISK_OWNER)
+    officer = StaffFactory(role=SECURITY_OFFICER)
+    risk = make_risk(owner=owner)
+    client = otp_client(owner)
+
+    response = client.post(reverse("admin:risk_control_add"), {"name": "Laptop MDM", "status": "implemented"})
+    assert response.status_code == 302
+    assert Control.objects.get().code == "CTL-001"
+
+    from django.utils import timezone
+
+    expiry = (timezone.localdate() + timezone.timedelta(days=90)).isoformat()
+    response = client.post(
+        reverse("admin:risk_riskacceptance_add"),
+        {"risk": risk.pk, "reason": "MDM wipes lost laptops.", "expires_on": expiry},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    acceptance = RiskAcceptance.objects.get()
+    assert acceptance.snapshot["code"] == risk.code
+    page = client.get(reverse("admin:risk_riskacceptance_change", args=[acceptance.pk])).content.decode()
+    assert "Risk as accepted" in page and risk.code in page
+
+    response = client.post(
+        reverse("admin:risk_riskreview_add"),
+        {"risk": risk.pk, "reviewed_on": timezone.localdate().isoformat(), "notes": "Fine.", "residual_impact": "2"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    review = RiskReview.objects.get()
+    assert (review.residual_level_before, review.residual_level_after) == ("medium", "low")
+
+    # Revoking from the changelist action reopens the risk.
+    response = client.post(
+        reverse("admin:risk_riskacceptance_changelist"),
+        {"action": "revoke", "_selected_action": [acceptance.pk]},
+    )
+    assert response.status_code == 302
+    acceptance.refresh_from_db()
+    risk.refresh_from_db()
+    assert acceptance.status == "revoked" and risk.status == "open"
+
+    officer_client = otp_client(officer)
+    active = RiskMatrix.objects.get(is_active=True)
+    grid = [["low"] * 5 for _ in range(5)]
+    grid[4][4] = "critical"
+    response = officer_client.post(
+        reverse("admin:risk_riskmatrix_add"),
+        {
+            "name": active.name,
+            "likelihood_labels": json.dumps(active.likelihood_labels),
+            "impact_labels": json.dumps(active.impact_labels),
+            "levels": json.dumps(active.levels),
+            "grid": json.dumps(grid),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert RiskMatrix.objects.get(is_active=True).version == 2
+    response = officer_client.post(
+        reverse("admin:risk_riskmatrix_add"),
+        {
+            "name": active.name,
+            "likelihood_labels": json.dumps(active.likelihood_labels),
+            "impact_labels": json.dumps(active.impact_labels),
+            "levels": json.dumps(active.levels),
+            "grid": json.dumps([["nope"] * 5] * 5),
+        },
+    )
+    assert response.status_code == 200 and "Every grid cell must name one of the levels." in response.content.decode()
