@@ -16,6 +16,7 @@ from django_scopes import scopes_disabled
 from governance.access.models import User
 from governance.access.roles import ROLES, roles_sync
 from governance.orgsecurity.demo import seed_organisation_security
+from governance.retention.demo import seed_retention_demo
 from governance.risk.demo import seed_risk_register
 from governance.tenancy.models import DataProtectionRole, Membership, Organisation
 from governance.trust.demo import seed_trust_demo
@@ -67,6 +68,8 @@ class Command(BaseCommand):
             security = seed_organisation_security(totp_key=demo_totp_key)
             # History behind the staff dashboard and the trust report (governance/trust/demo.py).
             seed_trust_demo()
+            # Backup register, a purged customer and its deletion certificate (governance/retention/demo.py).
+            retention_lines = seed_retention_demo(officer=User.objects.get(username=STAFF["Security officer"][0]))
         self.stdout.write(self.style.SUCCESS("Demo data ready. Every demo account's password: " + DEMO_PASSWORD))
         self.stdout.write(f"{'login':<18} {'kind':<40} where")
         for username, kind, where in rows:
@@ -78,6 +81,8 @@ class Command(BaseCommand):
         for line in security:
             self.stdout.write(line)
         for line in risk_lines:
+            self.stdout.write(line)
+        for line in retention_lines:
             self.stdout.write(line)
 
     def _user(self, username: str, first: str, last: str, email: str, *, staff: bool) -> User:
