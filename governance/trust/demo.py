@@ -249,41 +249,43 @@ def _support_access(now, staff: dict[str, User], orgs: dict[str, Organisation]) 
 
 
 def _backups(now) -> None:
+    """Backups as an external tool reports them (unless governance/retention/demo.py already
+    registered some), the daily policy checks of the days before, and today's check for real."""
     from django.conf import settings
 
+    from governance.retention.backups import backup_policy_check
     from governance.retention.models import BackupPolicyCheck, BackupRecord
 
-    if BackupRecord.objects.filter(source="pgbackrest:main").exists():
-        return
-    records = []
-    for day in range(0, 28):
-        finished = (now - timedelta(days=day)).replace(hour=2, minute=10, second=0, microsecond=0)
-        if finished > now:
-            continue
-        kind = BackupRecord.Kind.FULL if finished.weekday() == 6 else BackupRecord.Kind.INCREMENTAL
-        records.append(
-            BackupRecord(
-                kind=kind,
-                source="pgbackrest:main",
-                started_at=finished - timedelta(minutes=25 if kind == "full" else 4),
-                finished_at=finished,
-                size_bytes=(48 if kind == "full" else 2) * 1024**3,
-                checksum="sha256:demo",
-                encrypted=True,
-                location=settings.RETENTION_PRIMARY_LOCATION,
-                artefact=f"main/{finished:%Y%m%d}-{kind}",
-                expires_at=finished + timedelta(days=settings.RETENTION_BACKUP_DAYS),
-                reported_by="api",
+    if not BackupRecord.objects.exists():
+        records = []
+        for day in range(0, 15):
+            finished = (now - timedelta(days=day)).replace(hour=1, minute=0, second=0, microsecond=0)
+            if finished > now:
+                continue
+            kind = BackupRecord.Kind.FULL if finished.weekday() == 6 else BackupRecord.Kind.INCREMENTAL
+            records.append(
+                BackupRecord(
+                    kind=kind,
+                    source="pgbackrest:main",
+                    started_at=finished - timedelta(minutes=40 if kind == "full" else 6),
+                    finished_at=finished,
+                    size_bytes=(38 if kind == "full" else 2) * 1024**3,
+                    checksum="sha256:" + "0" * 64,
+                    encrypted=True,
+                    location=settings.RETENTION_PRIMARY_LOCATION,
+                    artefact=f"pgbackrest/{finished:%Y%m%d}-{kind}",
+                    expires_at=finished + timedelta(days=settings.RETENTION_BACKUP_DAYS),
+                    reported_by="api",
+                )
             )
-        )
-    BackupRecord.objects.bulk_create(records)
-    # Earlier daily checks as the beat task would have recorded them; today's runs for real.
+        BackupRecord.objects.bulk_create(records)
+    if BackupPolicyCheck.objects.exists():
+        return
+    # The beat task's earlier daily checks, while the register covered them; today's runs for real.
     BackupPolicyCheck.objects.bulk_create(
         BackupPolicyCheck(checked_at=(now - timedelta(days=d)).replace(hour=7, minute=30), misses=[], alerted=False)
-        for d in range(1, 28)
+        for d in range(1, 14)
     )
-    from governance.retention.backups import backup_policy_check
-
     backup_policy_check(now=now)
 
 

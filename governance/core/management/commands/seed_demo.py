@@ -66,10 +66,11 @@ class Command(BaseCommand):
                 requester=User.objects.get(username=STAFF["Incident manager"][0]),
             )
             security = seed_organisation_security(totp_key=demo_totp_key)
-            # History behind the staff dashboard and the trust report (governance/trust/demo.py).
-            seed_trust_demo()
             # Backup register, a purged customer and its deletion certificate (governance/retention/demo.py).
             retention_lines = seed_retention_demo(officer=User.objects.get(username=STAFF["Security officer"][0]))
+            # History behind the staff dashboard and the trust report (governance/trust/demo.py), last:
+            # its backup policy check reads the register above.
+            seed_trust_demo()
         self.stdout.write(self.style.SUCCESS("Demo data ready. Every demo account's password: " + DEMO_PASSWORD))
         self.stdout.write(f"{'login':<18} {'kind':<40} where")
         for username, kind, where in rows:
