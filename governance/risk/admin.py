@@ -225,6 +225,9 @@ class RiskAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # risks are closed, never deleted (history and reviews point at them)
 
+    def get_changeform_initial_data(self, request):
+        return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
+
     def has_change_permission(self, request, obj=None) -> bool:
         # Risk owners change their own (or their team's) risks and read the others.
         allowed = super().has_change_permission(request, obj)

@@ -179,6 +179,13 @@ class ChangeAdmin(AuditHistoryMixin, ServiceFormAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # A draft is edited by its requester (or an approver), not by every risk owner.
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (
+            obj is None or obj.requester_id == request.user.pk or request.user.has_perm("risk.approve_change")
+        )
+
     # --- step pages ------------------------------------------------------------------------------
 
     def get_urls(self):
