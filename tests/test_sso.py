@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from governance.audit.models import AuditEvent
 from governance.sso.models import SSOConfiguration, SSOIdentity
-from governance.sso.policy import password_login_allowed
+from governance.sso.policy import password_login_allowed, session_allowed
 from governance.sso.services import sso_configuration_update
 from governance.tenancy.models import Membership
 from tests.factories import PASSWORD, MembershipFactory, StaffFactory
@@ -382,6 +382,20 @@ def test_enforce_sso_blocks_password_login_only_for_that_organisation(client, oi
     client.logout()
     # Single sign-on itself still works for the enforced organisation.
     assert round_trip(client, org_a, "alice").status_code == 302
+
+
+def test_session_rule_tells_password_sessions_from_sso_sessions(client, oidc_provider, org_a, rf):
+    config = configure(org_a, oidc_provider)
+    alice = member(org_a, "alice@a.example")
+    assert round_trip(client, org_a, "alice").status_code == 302
+    SSOConfiguration.objects.filter(pk=config.pk).update(enforce_sso=True)
+    sso_request = rf.get("/")
+    sso_request.session = client.session
+    password_request = rf.get("/")
+    password_request.session = {}
+    assert session_allowed(sso_request, alice)
+    assert not session_allowed(password_request, alice)
+    assert session_allowed(password_request, member(org_a.__class__.objects.create(name="C", slug="c"), "c@c.example"))
 
 
 def test_enforcing_needs_a_successful_sign_in_first_and_provider_changes_reset_it(oidc_provider, org_a):

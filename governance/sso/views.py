@@ -30,6 +30,7 @@ from governance.sso.backends import OrganisationOIDCBackend, SSORefused
 from governance.sso.discovery import ProviderError, provider_metadata, supports_pkce_s256
 from governance.sso.forms import ConfigurationForm, StartForm
 from governance.sso.models import SSOConfiguration, SSOIdentity
+from governance.sso.policy import SESSION_SSO_ORGANISATION
 from governance.sso.services import (
     sso_configuration_for,
     sso_configuration_update,
@@ -42,8 +43,6 @@ from governance.tenancy.selectors import get_for_user
 logger = logging.getLogger(__name__)
 BACKEND_PATH = "governance.sso.backends.OrganisationOIDCBackend"
 SCOPES = "openid email profile"
-# Session key naming the organisation whose provider signed the user in (for other policies).
-SESSION_SSO_ORGANISATION = "sso_organisation_id"
 
 
 def _active_configs():
