@@ -65,6 +65,9 @@ def test_plan_document_is_versioned_and_contacts_are_encrypted(time_machine):
     assert plan.current_version == 2
     assert list(plan.versions.values_list("number", "change_note")) == [(2, "Fallback"), (1, "")]
     assert "Switch the phone line" in plan.versions.get(number=1).document
+    old = plan.versions.get(number=1)
+    page = otp_client(owner).get(reverse("admin:risk_continuityplanversion_change", args=[old.pk])).content.decode()
+    assert "<h1>Support</h1>" in page and "<li>Switch the phone line" in page
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT escalation_contacts FROM risk_continuityplan WHERE id = %s", [plan.pk])

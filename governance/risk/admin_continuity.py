@@ -12,12 +12,14 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from assyst.admin_site import site
 from governance.core.admin import ServiceCreatedAdmin
 from governance.risk import continuity, reviews
 from governance.risk.admin_base import AuditHistoryMixin, ServiceFormAdmin, ServiceModelForm, add_service_errors
 from governance.risk.models import ContinuityExercise, ContinuityPlan, ContinuityPlanVersion, OverallRiskReview
+from incidents.reports import markdown_to_safe_html
 
 # --- continuity plans ----------------------------------------------------------------------------
 
@@ -131,7 +133,12 @@ class ContinuityPlanVersionAdmin(admin.ModelAdmin):
 
     list_display = ("plan", "number", "created_at", "created_by", "change_note")
     list_select_related = ("plan", "created_by")
-    readonly_fields = ("plan", "number", "document", "change_note", "created_by", "created_at")
+    readonly_fields = ("plan", "number", "rendered", "document", "change_note", "created_by", "created_at")
+
+    @admin.display(description="plan as written")
+    def rendered(self, obj: ContinuityPlanVersion) -> str:
+        # The same sanitised Markdown as RCAs: no script, no style, safe links.
+        return mark_safe(markdown_to_safe_html(obj.document))  # noqa: S308 - nh3-sanitised
 
     def has_add_permission(self, request) -> bool:
         return False
