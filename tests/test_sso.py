@@ -628,3 +628,13 @@ def test_settings_page_query_count_does_not_grow(client, org_a, oidc_provider, d
     client.get(reverse("sso:settings"))  # warm per-process caches
     with django_assert_num_queries(QUERIES_SETTINGS_PAGE):
         assert client.get(reverse("sso:settings")).status_code == 200
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30."])
+def test_malformed_or_unsigned_tokens_are_refused_not_500(token):
+    from governance.sso.backends import OrganisationOIDCBackend, SSORefused
+
+    backend = OrganisationOIDCBackend()
+    backend.OIDC_RP_SIGN_ALGO, backend.OIDC_OP_JWKS_ENDPOINT = "RS256", "https://login.example.com/jwks"
+    with pytest.raises(SSORefused):
+        backend.verify_token(token, nonce="n")

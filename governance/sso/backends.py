@@ -127,8 +127,13 @@ class OrganisationOIDCBackend(OIDCAuthenticationBackend):
 
     def retrieve_matching_jwk(self, token: str) -> jwt.PyJWK:
         """The key named by the token's `kid`; an unknown id refetches the set once (rotation)."""
-        header = jwt.get_unverified_header(token)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise SSORefused("signature", "The sign-in token is malformed.") from exc
         kid, alg = header.get("kid"), header.get("alg")
+        if alg != self.OIDC_RP_SIGN_ALGO:  # also "none": refused before any key is fetched
+            raise SSORefused("signature", "The sign-in token uses an algorithm this organisation does not accept.")
         for refresh in (False, True):
             try:
                 jwks = provider_jwks(self.OIDC_OP_JWKS_ENDPOINT, refresh=refresh)
