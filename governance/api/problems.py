@@ -12,6 +12,7 @@ from http import HTTPStatus
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException
 from rest_framework.serializers import as_serializer_error
@@ -104,5 +105,6 @@ def problem_response(status_code: int, detail: str, *, code: str = "", headers=N
     return response
 
 
+@csrf_exempt  # no cookies are read here; a POST to a wrong address is a 404, not a CSRF failure
 def not_found(request, *args, **kwargs) -> JsonResponse:
     return problem_response(404, "There is nothing at this address.", code="not_found")

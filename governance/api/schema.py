@@ -53,6 +53,40 @@ class TokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+# OpenAPI links: what a created object's id leads to (clients and schemathesis' stateful runs follow them).
+LINKS = {
+    "incidents_create": [
+        "incidents_read",
+        "incidents_updates_create",
+        "incidents_organisations_list",
+        "incidents_organisations_create",
+        "incidents_close",
+    ],
+    "access_requests_create": ["access_requests_read"],
+}
+
+
+def _add_links(result) -> None:
+    operations = {
+        op.get("operationId"): op
+        for item in result.get("paths", {}).values()
+        for op in item.values()
+        if isinstance(op, dict)
+    }
+    for source, targets in LINKS.items():
+        op = operations.get(source)
+        if op is None:
+            continue
+        created = op.get("responses", {}).get("201")
+        if created is None:
+            continue
+        created["links"] = {
+            target: {"operationId": target, "parameters": {"id": "$response.body#/id"}}
+            for target in targets
+            if target in operations
+        }
+
+
 def add_problem_responses(result, generator, request, public):
     """Postprocessing hook: every operation documents its problem responses."""
     result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
@@ -74,4 +108,5 @@ def add_problem_responses(result, generator, request, public):
                     "schema": {"type": "integer"},
                     "description": "Seconds to wait.",
                 }
+    _add_links(result)
     return result

@@ -21,7 +21,7 @@ urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", StaffOnlyDocs.as_view(url_name="api:schema"), name="docs"),
     # Everything else under /api/v1/ answers 404 as problem+json, never an HTML page.
-    re_path(r"^.*$", not_found),
+    re_path(r"^", not_found),
 ]
 
 __all__ = ["SpectacularSwaggerSplitView"]

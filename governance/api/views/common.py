@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from governance.api.idempotency import HEADER, KEY_PATTERN
@@ -23,6 +24,10 @@ IDEMPOTENCY_PARAM = OpenApiParameter(
 def query_params(request, *serializer_classes) -> dict:
     """Validate the query string with each serializer (400 problem on bad input)."""
     data: dict = {}
+    known = {name for cls in serializer_classes for name in cls().fields}
+    # DRF reads an empty query value as "not given" (HTML form rules); the schema says it is invalid.
+    if blank := sorted(k for k in known if request.query_params.get(k, None) == ""):
+        raise ValidationError({k: ["This field may not be blank."] for k in blank})
     for cls in serializer_classes:
         s = cls(data=request.query_params)
         s.is_valid(raise_exception=True)
