@@ -27,6 +27,7 @@ RISK_OWNER = "Risk owner"
 DATA_PROTECTION_OFFICER = "Data protection officer"
 AUDITOR = "Auditor"
 LEGAL_COUNSEL = "Legal counsel"
+BACKUP_REPORTER = "Backup reporter"
 
 # Apps whose every model an auditor may view (read-only evidence).
 AUDITED_APPS = (
@@ -40,6 +41,7 @@ AUDITED_APPS = (
     "retention",
     "risk",
     "trust",
+    "api",
     "auth",
     "otp_totp",
     "axes",
@@ -127,6 +129,12 @@ ROLES: tuple[Role, ...] = (
             "trust.view_publishedcommitment",
             "trust.add_publishedcommitment",
             "trust.delete_publishedcommitment",
+            # Integration API: service accounts and their tokens (issue, revoke).
+            "api.view_serviceaccount",
+            "api.add_serviceaccount",
+            "api.view_apitoken",
+            "api.add_apitoken",
+            "api.change_apitoken",
         ),
     ),
     Role(
@@ -254,6 +262,11 @@ ROLES: tuple[Role, ...] = (
             "legal.view_nondisclosureorder",
             "legal.view_disclosure",
         ),
+    ),
+    Role(
+        BACKUP_REPORTER,
+        "For the service accounts of backup tools: register runs through the API, read the register (C24).",
+        ("retention.view_backuprecord", "retention.add_backuprecord"),
     ),
     Role(AUDITOR, "Reads everything needed as evidence; changes nothing.", ()),
 )
