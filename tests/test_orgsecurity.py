@@ -33,6 +33,10 @@ ALWAYS_OPEN = {"portal:logout"}
 SIGN_IN = {"portal:login"}
 
 
+# Customer pages outside the portal namespace (single sign-on settings live in their own app).
+EXTRA_CUSTOMER_PAGES = ("sso:settings",)
+
+
 def portal_urls(org) -> list[tuple[str, str]]:
     """Every customer-portal URL, parameterised ones pointed at `org`'s own objects."""
     urls = []
@@ -41,6 +45,7 @@ def portal_urls(org) -> list[tuple[str, str]]:
             continue
         kwargs = OBJECT_KWARGS[name](org) if params else {}
         urls.append((name, reverse(name, kwargs=kwargs)))
+    urls += [(name, reverse(name)) for name in EXTRA_CUSTOMER_PAGES]
     assert len(urls) >= 15
     return urls
 
