@@ -393,7 +393,7 @@ def test_c14_a_general_incident_never_announced_is_failing():
         created_by=announced.created_by, created_at=NOW - timedelta(days=3) + timedelta(minutes=20),
     )  # fmt: skip
     e = evidence("C14")
-    assert e.status == KEPT and e.summary.endswith("median 0.3 h from awareness to the first public update")
+    assert e.status == KEPT and e.summary.endswith("median 20 min from awareness to the first public update")
     silent = _incident(aware_at=NOW - timedelta(hours=2), kind=Incident.Kind.GENERAL, breach=False, title="Silent")
     e = evidence("C14")
     assert e.status == FAILING and e.records[0].label == str(silent)

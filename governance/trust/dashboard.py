@@ -263,16 +263,19 @@ def _risk_items(user, now):
                 )
             )
     if user.has_perm("risk.view_continuityplan"):
+        from django.conf import settings
+
+        today = timezone.localdate(now)
         for plan in selectors.continuity_plans_overdue(now=now)[:PER_SOURCE]:
+            # Due: the review date if that passed, else when the last exercise became too old.
+            if plan.next_review_on < today:
+                due = _day_end(plan.next_review_on)
+            elif plan.last_exercised_on:
+                due = _day_end(plan.last_exercised_on + timedelta(days=settings.CONTINUITY_EXERCISE_MAX_AGE_DAYS))
+            else:
+                due = None
             items.append(
-                Item(
-                    "Continuity plan",
-                    f"Review or exercise {plan}",
-                    "; ".join(plan.flags),
-                    _day_end(plan.next_review_on),
-                    admin_url(plan),
-                    True,
-                )
+                Item("Continuity plan", f"Review or exercise {plan}", "; ".join(plan.flags), due, admin_url(plan), True)
             )
     return items
 

@@ -100,7 +100,7 @@ def _past_incidents(now, manager: User, orgs: dict[str, Organisation]) -> None:
             created_by=manager,
             created_at=notified,
         )
-        Notification.objects.create(
+        notice = Notification.objects.create(
             idempotency_key=f"demo-history-{incident.pk}",
             incident=incident,
             update=update,
@@ -114,6 +114,8 @@ def _past_incidents(now, manager: User, orgs: dict[str, Organisation]) -> None:
             sent_at=notified + timedelta(minutes=2),
             message_id=f"<demo-{incident.pk}@assyst.example>",
         )
+        # created_at is auto_now_add: written as of the update that queued it.
+        Notification.objects.filter(pk=notice.pk).update(created_at=notified)
         CorrectiveAction.objects.create(
             incident=incident,
             title="Check the export recipient list against the organisation's domains",

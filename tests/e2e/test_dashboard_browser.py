@@ -14,8 +14,7 @@ from governance.access.roles import INCIDENT_MANAGER, SECURITY_OFFICER
 from governance.disclosure.models import VulnerabilityReport
 from governance.retention.models import BackupPolicyCheck
 from governance.risk.models import Risk
-from tests.e2e.conftest import needs_chromium
-from tests.e2e.docs_shots import doc_shot
+from tests.e2e.conftest import needs_chromium, shot
 from tests.e2e.test_support_access_browser import _staff_page
 from tests.factories import OrganisationFactory, StaffFactory, approved_grant, support_request
 from tests.factories_risk import make_risk
@@ -62,7 +61,7 @@ def test_staff_sign_in_with_totp_and_act_from_the_dashboard(browser, live_server
     assert "VR-7Q2K" in text and "Review risk" in text
     assert page.locator("#dashboard .risk-heatmap").count() == 2
     assert "Breach notice" not in text  # incident managers act on breach notices
-    doc_shot(page, "dashboard", "#dashboard")
+    shot(page, "dashboard-security-officer")
 
     # Each item links to the page where it is acted on.
     page.click(f"#dashboard a[href='/admin/access/supportaccessrequest/{request.pk}/decide/']")

@@ -16,7 +16,7 @@ from governance.audit.models import AuditEvent
 from governance.trust import public
 from governance.trust.services import published_commitment_add
 from incidents.models import AffectedOrganisation, Incident
-from tests.e2e.conftest import needs_chromium
+from tests.e2e.conftest import needs_chromium, shot
 from tests.e2e.docs_shots import doc_shot
 from tests.e2e.test_support_access_browser import _staff_page
 from tests.factories import OrganisationFactory, StaffFactory
@@ -56,7 +56,7 @@ def test_auditor_reads_and_downloads_the_trust_report_and_the_public_page_shows_
     c12 = page.locator("tr#C12").inner_text()
     assert "failing" in c12 and "3 controller notices in the period, 2 within 72 h" in c12
     assert page.locator("tr#C02").count() == 1 and page.locator("tr#C28").count() == 1
-    doc_shot(page, "trust-report")
+    shot(page, "trust-report-missed-deadline")
     page.click(f"tr#C12 a[href='/admin/incidents/incident/{late.pk}/change/']")
     page.wait_for_url(f"{live_server.url}/admin/incidents/incident/{late.pk}/change/")
 
@@ -88,4 +88,44 @@ def test_auditor_reads_and_downloads_the_trust_report_and_the_public_page_shows_
     row = visitor.locator("tr#C12").inner_text()
     assert "3 controller notices" in row and "Contoso" not in visitor.content()
     assert visitor.locator("tr#C05").count() == 0
+    shot(visitor, "trust-public-c12")
+
+
+@pytest.mark.commitment("C13")
+def test_demo_data_renders_real_figures_on_the_dashboard_and_the_trust_report(browser, live_server, settings):
+    """`seed_demo`'s history in the browser (and the README's screenshots with DOCS_SCREENSHOTS=1)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from governance.access.models import User
+    from tests.factories import PASSWORD
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]  # as in production
+    settings.DEBUG = True  # seed_demo refuses to run otherwise
+    call_command("seed_demo", stdout=StringIO())
+    settings.DEBUG = False
+    for user in User.objects.filter(username__in=["sofia", "aud", "ines"]):
+        user.set_password(PASSWORD)  # the factories' password, for _staff_page
+        user.save()
+    public.invalidate()
+
+    page = _staff_page(browser, live_server, User.objects.get(username="aud"))
+    page.goto(f"{live_server.url}/admin/trust/report/")
+    assert "4 controller notices in the period, 3 within 72 h" in page.locator("tr#C12").inner_text()
+    c13 = page.locator("tr#C13")
+    assert "failing" in c13.inner_text() and "notice to Fabrikam Retail" in c13.inner_text()
+    assert "last access review finished" in page.locator("tr#C05").inner_text()
+    doc_shot(page, "trust-report")
+
+    page = _staff_page(browser, live_server, User.objects.get(username="sofia"))
+    text = page.locator("#dashboard").inner_text()
+    assert "SUP-4711" in text and "Grant #" in text
+    doc_shot(page, "dashboard", "#dashboard")
+    page = _staff_page(browser, live_server, User.objects.get(username="ines"))
+    assert "Notify Contoso Legal" in page.locator("#dashboard").inner_text()
+
+    visitor = browser.new_page()
+    visitor.goto(f"{live_server.url}/trust/")
+    assert [visitor.locator(f"tr#{cid}").count() for cid in ("C08", "C12", "C14", "C16", "C24", "C13")] == [1] * 5 + [0]
     doc_shot(visitor, "trust-public")

@@ -142,12 +142,14 @@ def hours(delta: timedelta) -> float:
 
 
 def median_hours(deltas: list[timedelta]) -> float | None:
-    return round(statistics.median(hours(d) for d in deltas), 1) if deltas else None
+    return round(statistics.median(hours(d) for d in deltas), 2) if deltas else None
 
 
 def fmt_hours(value: float | None) -> str:
     if value is None:
         return "-"
+    if value < 1:
+        return f"{value * 60:.0f} min"
     return f"{value:.0f} h" if value >= 10 else f"{value:.1f} h"
 
 
