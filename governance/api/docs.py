@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
 
 from governance.api.auth import ApiTokenAuthentication
 from governance.api.models import ApiToken
@@ -30,8 +37,18 @@ class VerifiedStaff(BasePermission):
 
 
 class SchemaView(SpectacularAPIView):
+    """JSON by default (YAML with ?format=yaml); refusals are problem+json like the rest of the API."""
+
     authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
     permission_classes = [TokenOrVerifiedStaff]
+    renderer_classes = [OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer, OpenApiYamlRenderer2]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(response, "exception", False):
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = "application/json"
+        return response
 
 
 class StaffOnlyDocs(SpectacularSwaggerSplitView):
