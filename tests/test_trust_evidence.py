@@ -429,3 +429,48 @@ def test_c18_a_closed_incident_with_an_open_action_is_failing():
     )
     e = evidence("C18")
     assert e.status == FAILING and e.records[0].problem == "open on a closed incident"
+
+
+@pytest.mark.commitment("C21")
+def test_c21_a_termination_left_out_of_a_clean_up_run_is_failing():
+    from governance.retention.models import CleanupRun, Termination
+
+    officer = StaffFactory(role=SECURITY_OFFICER)
+    org = OrganisationFactory()
+    common = dict(
+        organisation_name=str(org), reason="r", requested_via="staff", requested_by_repr="x", requested_at=NOW
+    )
+    Termination.objects.create(
+        organisation=org, organisation_pk=org.pk, status="purged", confirmed_at=NOW - timedelta(days=40),
+        confirmed_by=officer, **common,
+    )  # fmt: skip
+    run = CleanupRun.objects.create(
+        started_at=NOW - timedelta(days=30), finished_at=NOW - timedelta(days=30), status="completed"
+    )
+    e = evidence("C21")
+    assert e.status == KEPT and "last clean-up 2026-10-21" in e.summary
+    other = OrganisationFactory()
+    left_out = Termination.objects.create(
+        organisation=other, organisation_pk=other.pk, status="confirmed", confirmed_by=officer,
+        confirmed_at=run.started_at - timedelta(days=1), **{**common, "organisation_name": str(other)},
+    )  # fmt: skip
+    e = evidence("C21")
+    assert e.status == FAILING and e.records[0].label == str(left_out)
+    assert e.records[0].problem == "confirmed before the last clean-up run but not purged by it"
+
+
+@pytest.mark.commitment("C20")
+def test_c20_an_rca_request_open_past_seven_working_days_is_failing():
+    org = OrganisationFactory()
+    customer = MembershipFactory(organisation=org).user
+    incident = _incident(aware_at=NOW - timedelta(days=30))
+    ReportRequest.objects.create(
+        incident=incident, organisation=org, kind="rca", requested_by=customer, requested_at=NOW - timedelta(days=3)
+    )
+    assert evidence("C20").status == KEPT
+    ReportRequest.objects.create(
+        incident=_incident(aware_at=NOW - timedelta(days=30)), organisation=org, kind="rca", requested_by=customer,
+        requested_at=NOW - timedelta(days=15),
+    )  # fmt: skip
+    e = evidence("C20")
+    assert e.status == FAILING and e.figures["open_past_7_working_days"] == 1

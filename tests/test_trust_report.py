@@ -185,3 +185,17 @@ def test_auditors_see_published_commitments_but_cannot_publish():
     assert client.get("/admin/trust/publishedcommitment/").status_code == 200
     assert client.post("/admin/trust/publishedcommitment/add/", {"commitment_id": "C24"}).status_code == 403
     assert not PublishedCommitment.objects.exists()
+
+
+def test_publishing_an_already_published_commitment_is_refused_with_a_message():
+    from django.core.exceptions import ValidationError
+
+    officer = StaffFactory(role=SECURITY_OFFICER)
+    published_commitment_add(commitment_id="C12", acting_user=officer)
+    with pytest.raises(ValidationError):
+        published_commitment_add(commitment_id="C12", acting_user=officer)
+    with pytest.raises(ValidationError):
+        published_commitment_add(commitment_id="C99", acting_user=officer)
+    # Through the admin: C12 is no longer offered, so the form refuses it (200 with the error).
+    response = otp_client(officer).post("/admin/trust/publishedcommitment/add/", {"commitment_id": "C12"})
+    assert response.status_code == 200 and PublishedCommitment.objects.count() == 1

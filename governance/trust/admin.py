@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -73,6 +74,15 @@ class PublishedCommitmentAdmin(admin.ModelAdmin):
             self.message_user(request, "; ".join(exc.messages), messages.ERROR)
             return
         obj.pk, obj.published_at = created.pk, created.published_at
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if obj.pk is None:  # the service refused it; the message is already shown
+            return HttpResponseRedirect(reverse("admin:trust_publishedcommitment_changelist"))
+        return super().response_add(request, obj, post_url_continue)
+
+    def log_addition(self, request, obj, message):
+        if obj.pk is not None:
+            super().log_addition(request, obj, message)
 
     def delete_model(self, request, obj) -> None:
         services.published_commitment_remove(published=obj, acting_user=request.user)
