@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-from django.db import transaction
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 from rest_framework import exceptions
@@ -98,21 +97,21 @@ class ApiView(APIView):
             if not first_refusal_in_window(token, window):
                 return
             action = "api.rate_limited"
-        with transaction.atomic():
-            audit_record(
-                action=action,
-                actor=token.user,
-                obj=token,
-                organisation_id=token.organisation_id,
-                actor_repr=f"{token.user.get_username()} (token {token.prefix})",
-                data={
-                    "token": token.pk,
-                    "method": request.method,
-                    "path": request.path[:200],
-                    "status": response.status_code,
-                    **({"replayed": True} if response.get("Idempotent-Replayed") else {}),
-                },
-            )
+        # audit_record runs in its own transaction (one savepoint, or one short transaction).
+        audit_record(
+            action=action,
+            actor=token.user,
+            obj=token,
+            organisation_id=token.organisation_id,
+            actor_repr=f"{token.user.get_username()} (token {token.prefix})",
+            data={
+                "token": token.pk,
+                "method": request.method,
+                "path": request.path[:200],
+                "status": response.status_code,
+                **({"replayed": True} if response.get("Idempotent-Replayed") else {}),
+            },
+        )
 
     # helpers for subclasses
 
