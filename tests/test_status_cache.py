@@ -120,7 +120,7 @@ def test_the_watcher_follows_changes_made_by_another_process(redis_url):
     other = redis.Redis.from_url(redis_url)
     new = ("othernode01", datetime(2030, 1, 1, tzinfo=UTC))
     cache.set(status_cache.VERSION_KEY, new, None)
-    other.publish(cache.make_key(status_cache.CHANNEL_KEY), b"1")
+    other.publish(status_cache.channel_name(), b"1")
     assert _wait_for(lambda: watcher.get() == new), "a published change did not reach the watcher"
 
     # Redis drops every subscriber: the watcher reconnects and re-reads what changed meanwhile.

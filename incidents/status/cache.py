@@ -67,6 +67,15 @@ def bump() -> None:
     watcher.changed()
 
 
+def channel_name() -> str:
+    """Pub/sub channels are shared by every database of a Redis server: the database
+    number is part of the name, so deployments (or CI runs) on other databases of the
+    same server never wake this one's watchers."""
+    from redis.connection import parse_url
+
+    return f"{cache.make_key(CHANNEL_KEY)}:db{parse_url(settings.REDIS_URL).get('db', 0)}"
+
+
 class VersionWatcher:
     """This process's copy of the version, kept current through Redis pub/sub.
 
@@ -101,7 +110,7 @@ class VersionWatcher:
         if self._pid == os.getpid() and self._version is not None:
             self._version = current_version()  # this process sees its own change at once
         try:
-            self._publisher().publish(cache.make_key(CHANNEL_KEY), b"1")
+            self._publisher().publish(channel_name(), b"1")
         except Exception:  # the versioned cache is still right; watchers catch up on reconnect
             log.warning("Could not publish a status change; web processes re-read on reconnect", exc_info=True)
 
@@ -131,7 +140,7 @@ class VersionWatcher:
             pubsub = None
             try:
                 pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(cache.make_key(CHANNEL_KEY))
+                pubsub.subscribe(channel_name())
                 # Subscribed first, then read: a change between the two is not missed.
                 while pubsub.get_message(timeout=1.0) is None and not pubsub.subscribed:
                     pass
