@@ -145,3 +145,23 @@ def test_sign_offs_reviews_controls_and_matrix_versions_through_the_admin():
         },
     )
     assert response.status_code == 200 and "Every grid cell must name one of the levels." in response.content.decode()
+
+
+@pytest.mark.commitment("C26")
+def test_risk_page_links_to_its_review_and_sign_off_with_the_risk_preselected():
+    from governance.risk import reviews
+    from tests.factories_risk import make_risk
+
+    owner = StaffFactory(role=RISK_OWNER)
+    risk = make_risk(owner=owner)
+    reviews.risk_review_record(risk=risk, acting_user=owner, notes="Checked the MDM report.")
+    client = otp_client(owner)
+    page = client.get(reverse("admin:risk_risk_change", args=[risk.pk])).content.decode()
+    assert f"{reverse('admin:risk_riskreview_add')}?risk={risk.pk}" in page
+    assert f"{reverse('admin:risk_riskacceptance_add')}?risk={risk.pk}" in page
+    assert "Checked the MDM report." in page
+    add = client.get(reverse("admin:risk_riskreview_add"), {"risk": risk.pk}).content.decode()
+    assert f'<option value="{risk.pk}" selected>' in add
+    # Someone else's risk: readable, but no sign-off link.
+    other = otp_client(StaffFactory(role=RISK_OWNER)).get(reverse("admin:risk_risk_change", args=[risk.pk]))
+    assert f"riskacceptance/add/?risk={risk.pk}" not in other.content.decode()

@@ -126,6 +126,7 @@ class RiskAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmin):
     form = RiskForm
     resource_classes = [RiskResource]
     change_list_template = "admin/risk/risk/change_list.html"
+    change_form_template = "admin/risk/risk/change_form.html"
     list_display = (
         "code",
         "title",
@@ -153,6 +154,7 @@ class RiskAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmin):
         "updated_at",
         "closed_at",
         "acceptance_list",
+        "review_list",
     )
     fieldsets = (
         (None, {"fields": ("code", "title", "description", "category", ("owner", "owner_team"))}),
@@ -170,7 +172,7 @@ class RiskAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmin):
             },
         ),
         ("Treatment and review", {"fields": ("treatment", "status", "last_reviewed_on", "next_review_on")}),
-        ("Sign-off", {"fields": ("acceptance_list",)}),
+        ("Sign-off and reviews", {"fields": ("acceptance_list", "review_list")}),
         ("Record", {"fields": ("created_at", "updated_at", "closed_at")}),
     )
 
@@ -207,6 +209,32 @@ class RiskAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmin):
             level_pill(obj.matrix, obj.inherent_level),
             level_pill(obj.matrix, obj.residual_level),
         )
+
+    @admin.display(description="reviews")
+    def review_list(self, obj: Risk) -> str:
+        rows = obj.reviews.select_related("reviewed_by").order_by("-reviewed_on", "-id")[:20]
+        if not rows:
+            return "None yet"
+        return format_html_join(
+            "",
+            "<div>{} by {}: {} ({} &rarr; {})</div>",
+            (
+                (r.reviewed_on, r.reviewed_by.get_username(), r.notes, r.residual_level_before, r.residual_level_after)
+                for r in rows
+            ),
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra = {}
+        if obj is not None and obj.status != Risk.Status.CLOSED:
+            extra["may_review"] = request.user.has_perm("risk.add_riskreview")
+            extra["may_accept"] = (
+                obj.status == Risk.Status.OPEN
+                and request.user.has_perm("risk.add_riskacceptance")
+                and services.risk_may_change(request.user, obj)
+            )
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     @admin.display(description="acceptances")
     def acceptance_list(self, obj: Risk) -> str:
