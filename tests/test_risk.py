@@ -366,3 +366,20 @@ def test_risk_owners_change_only_their_own_risks():
     assert 'name="title"' in client.get(reverse("admin:risk_risk_change", args=[mine.pk])).content.decode()
     response = client.post(reverse("admin:risk_risk_change", args=[theirs.pk]), {"title": "x"})
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "body"), [("x.xlsx", "1", b"\x00\x01garbage"), ("x.csv", "0", b"\xff\xfe\x00")]
+)
+def test_garbage_import_files_get_a_form_error_not_a_500(name, fmt, body):
+    client = otp_client(security_officer())
+    upload = SimpleUploadedFile(name, body)
+    response = client.post(reverse("admin:risk_risk_import"), {"resource": "0", "format": fmt, "import_file": upload})
+    assert response.status_code == 200
+    assert Risk.objects.count() == 0
+    for url in (
+        reverse("admin:risk_risk_changelist") + "?inherent_likelihood=abc",
+        reverse("admin:risk_risk_history", args=[999999]),
+        reverse("admin:risk_risk_change", args=["not-a-number"]),
+    ):
+        assert client.get(url).status_code in (200, 302, 404), url
