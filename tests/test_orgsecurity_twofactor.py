@@ -196,3 +196,14 @@ def test_admin_resets_a_members_two_factor(org_a, org_b, customer_a):
     response = admin.post(reverse("portal:member_security", kwargs={"pk": foreign.pk}), {"action": "reset_two_factor"})
     assert response.status_code == 404
     assert TOTPDevice.objects.filter(user=foreign.user).exists()
+
+
+def test_setting_up_two_factor_signs_out_the_users_other_sessions(org_a, customer_a):
+    other_browser = sign_in(customer_a)
+    assert other_browser.get(reverse("portal:home")).status_code == 200
+    client = sign_in(customer_a)
+    enrol(client)
+    assert client.get(reverse("portal:home")).status_code == 200  # the enrolling session stays
+    response = other_browser.get(reverse("portal:home"))  # the password-only session ends
+    assert response.status_code == 302 and response["Location"].startswith(reverse("portal:login"))
+    assert AuditEvent.objects.get(action="orgsecurity.two_factor_enrolled").data["other_sessions_signed_out"]

@@ -111,15 +111,8 @@ def sessions_revoke_user(*, membership: Membership, acting_user: User) -> UserSe
     organisation = membership.organisation
     _require_admin(acting_user, organisation)
     with transaction.atomic():
-        _locked_policy(organisation)  # the enforcement query starts from the policy row
-        now = timezone.now()
-        revocation, created = UserSessionRevocation.objects.get_or_create(
-            user=membership.user, defaults={"organisation": organisation, "revoked_at": now}
-        )
-        if not created:
-            revocation.revoked_at = now
-            revocation.organisation = organisation
-            revocation.save(update_fields=["revoked_at", "organisation"])
+        revocation = _revoke_sessions_of(membership.user, organisation)
+        now = revocation.revoked_at
         audit_record(
             action="orgsecurity.sessions_revoked",
             actor=acting_user,
@@ -127,6 +120,20 @@ def sessions_revoke_user(*, membership: Membership, acting_user: User) -> UserSe
             organisation_id=organisation.pk,
             data={"scope": "user", "user": membership.user.get_username(), "before": now},
         )
+    return revocation
+
+
+def _revoke_sessions_of(user: User, organisation: Organisation) -> UserSessionRevocation:
+    """Sessions of `user` that began before now end at their next request (caller audits)."""
+    _locked_policy(organisation)  # enforcement reads the user's moment only where a policy row exists
+    now = timezone.now()
+    revocation, created = UserSessionRevocation.objects.get_or_create(
+        user=user, defaults={"organisation": organisation, "revoked_at": now}
+    )
+    if not created:
+        revocation.revoked_at = now
+        revocation.organisation = organisation
+        revocation.save(update_fields=["revoked_at", "organisation"])
     return revocation
 
 
@@ -176,12 +183,17 @@ def two_factor_enrol_confirm(*, user: User, device: TOTPDevice, token: str) -> l
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         codes = _new_recovery_codes(user)
+        # Sessions opened with the password alone (elsewhere, perhaps by someone else) end
+        # now; the caller keeps the session that enrolled (enforcement.keep_current_session).
+        membership = getattr(user, "membership", None)
+        if membership is not None:
+            _revoke_sessions_of(user, membership.organisation)
         audit_record(
             action="orgsecurity.two_factor_enrolled",
             actor=user,
             obj=user,
             organisation_id=organisation_id,
-            data={"device": device.name, "recovery_codes": len(codes)},
+            data={"device": device.name, "recovery_codes": len(codes), "other_sessions_signed_out": True},
         )
     return codes
 

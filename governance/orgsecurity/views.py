@@ -242,6 +242,7 @@ def two_factor_setup(request):
             else:
                 django_otp.login(request, device)
                 request.session[enforcement.SESSION_HAS_DEVICE] = True
+                enforcement.keep_current_session(request)  # other sessions of this user ended
                 return render(
                     request, "portal/security/recovery_codes.html", {"codes": codes, "next": _next_url(request)}
                 )
