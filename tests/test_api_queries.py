@@ -76,7 +76,10 @@ CASES = [
 
 @pytest.mark.commitment("C25")
 @pytest.mark.parametrize(("kind", "path", "scopes", "role", "customer", "queries"), CASES)
-def test_list_query_count_does_not_grow(client, django_assert_num_queries, kind, path, scopes, role, customer, queries):
+def test_list_query_count_does_not_grow(
+    client, settings, django_assert_num_queries, kind, path, scopes, role, customer, queries
+):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "apiq"}}
     cache.clear()
     org = OrganisationFactory(slug="acme")
     if customer:

@@ -42,6 +42,7 @@ EXCLUDED = ["positive_data_acceptance"]
 @pytest.fixture
 def world(settings):
     settings.API_RATE_LIMIT_PER_MINUTE = 1_000_000
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fuzz"}}
     org = OrganisationFactory(name="Fuzz Org", slug="fuzz-org")
     admin = MembershipFactory(organisation=org).user
     StaffFactory(username="sam-support", role="Support engineer")
