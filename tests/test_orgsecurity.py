@@ -377,3 +377,11 @@ def test_demo_settings_are_seeded_through_the_service_idempotently(settings):
     client = Client(REMOTE_ADDR="127.0.0.1")
     client.post(reverse("portal:login"), {"username": "fabrikam-admin", "password": "demo-Password-2026"})
     assert client.get(reverse("portal:security_settings")).status_code == 200
+
+
+def test_a_refusal_the_middleware_does_not_know_fails_closed(org_a, customer_a, monkeypatch):
+    def new_rule(request, user):
+        return enforcement.Refusal("some_future_rule", "Refused by a newer rule.", 403)
+
+    monkeypatch.setattr(enforcement, "check_request", new_rule)
+    assert signed_in(customer_a).get(reverse("portal:home")).status_code == 403

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -78,7 +79,7 @@ class OrgSecurityMiddleware:
             if request.method == "GET":
                 target += "?" + urlencode({"next": request.get_full_path()})
             return redirect(target)
-        return None  # unknown refusal kinds never pass silently in tests: see test_orgsecurity
+        raise PermissionDenied(refusal.message)  # a kind this middleware does not know: fail closed
 
     def _refuse_address(self, request: HttpRequest, refusal, *, sign_out: bool) -> HttpResponse:
         user = request.user
