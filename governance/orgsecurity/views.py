@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from governance.access.services import is_customer_admin
 from governance.core.csvsafe import csv_cell
@@ -96,7 +97,7 @@ def security_settings(request):
         status = 400
     members = Membership.objects.filter(organisation=organisation).select_related("user").order_by("user__username")
     with_device = set(
-        services.TOTPDevice.objects.filter(user__membership__organisation=organisation, confirmed=True).values_list(
+        TOTPDevice.objects.filter(user__membership__organisation=organisation, confirmed=True).values_list(
             "user_id", flat=True
         )
     )
