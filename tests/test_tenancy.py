@@ -10,6 +10,7 @@ from django_scopes import ScopeError, scope
 from django_scopes.state import state
 
 from governance.access.models import SupportAccessRequest, SupportGrant
+from governance.api.demo import organisation_token
 from governance.tenancy.models import Membership, Organisation
 from tests.factories import MembershipFactory, approved_grant, support_request
 from tests.test_portal_incidents import (
@@ -36,6 +37,7 @@ OBJECT_KWARGS = {
     "portal:incident_detail": lambda org_b: {"pk": org_incident(org_b).pk},
     "portal:incident_rca_pdf": lambda org_b: {"pk": org_incident_with_rca(org_b).pk},
     "portal:evidence_download": lambda org_b: {"pk": org_evidence(org_b).pk},
+    "portal:api_token_revoke": lambda org_b: {"pk": organisation_token(org_b)[0].pk},
 }
 PUBLIC_PORTAL_URLS = {"portal:login", "portal:logout"}
 

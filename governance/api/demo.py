@@ -62,3 +62,21 @@ def seed_demo_token(stdout=None) -> str:
             f"  {secret}\n  curl -H 'Authorization: Bearer {secret}' http://127.0.0.1:8000/api/v1/incidents/\n"
         )
     return secret
+
+
+def organisation_token(organisation, scopes=("incidents:read", "access-log:read")) -> tuple[ApiToken, str]:
+    """A token of `organisation` created by one of its customer admins (tests)."""
+    from governance.api.services import customer_token_issue
+    from governance.tenancy.models import Membership
+
+    admin = Membership.objects.filter(organisation=organisation, role=Membership.Role.ADMIN).first()
+    if admin is None:
+        user = User.objects.create(username=f"{organisation.slug}-token-admin")
+        admin = Membership.objects.create(user=user, organisation=organisation, role=Membership.Role.ADMIN)
+    return customer_token_issue(
+        organisation=organisation,
+        name="Organisation token",
+        scopes=list(scopes),
+        expires_at=timezone.now() + timedelta(days=30),
+        acting_user=admin.user,
+    )

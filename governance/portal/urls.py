@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from governance.api import portal_views as views_api_tokens
 from governance.orgsecurity import views as views_security
 from governance.portal import views, views_access, views_incidents
 from governance.portal.forms import PortalAuthenticationForm
@@ -35,6 +36,9 @@ urlpatterns = [
     path("security/audit.csv", views_security.audit_log_csv, name="security_audit_log_csv"),
     path("security/two-factor/", views_security.two_factor_setup, name="two_factor_setup"),
     path("security/two-factor/check/", views_security.two_factor_verify, name="two_factor_verify"),
+    # Read-only API tokens of the organisation (governance/api/portal_views.py).
+    path("api-tokens/", views_api_tokens.token_list, name="api_tokens"),
+    path("api-tokens/<int:pk>/revoke/", views_api_tokens.token_revoke, name="api_token_revoke"),
     path("incidents/", views_incidents.incident_list, name="incident_list"),
     path("status/", views_incidents.status, name="status"),
     path("incidents/<int:pk>/", views_incidents.incident_detail, name="incident_detail"),
