@@ -39,6 +39,10 @@ class ServiceAccountAddForm(forms.Form):
     )
     acting_user = None
 
+    def __init__(self, *args, instance=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance = instance or ServiceAccount()
+
     def clean(self):
         cleaned = super().clean()
         if not self.errors:
@@ -89,9 +93,10 @@ class TokenAddForm(forms.Form):
     )
     acting_user = None
 
-    def __init__(self, *args, **kwargs):
-        kwargs.pop("instance", None)
+    def __init__(self, *args, instance=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.instance = instance or ApiToken()
+        self.secret = None
         self.fields["expires_at"].initial = (timezone.now() + timedelta(days=90)).replace(microsecond=0)
 
     def clean(self):
