@@ -60,6 +60,6 @@ def test_seed_demo_is_idempotent_and_debug_only(settings):
         TOTPDevice.objects.count(),
     )
     assert counts[1:3] == (3, 6)
-    staff = User.objects.filter(is_staff=True)
+    staff = User.objects.filter(is_staff=True, service_account__isnull=True)  # people, not the API's accounts
     assert staff.count() == 7 and all(u.groups.count() == 1 for u in staff)
     assert Membership.objects.filter(role=Membership.Role.ADMIN).count() == 3

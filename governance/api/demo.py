@@ -1,6 +1,6 @@
-"""Demo and test helpers: a service account with one role, and a token for it.
+"""Demo and test helpers: a service account with its role(s), and a token for it.
 
-`seed_demo` calls `seed_demo_token()` once; it prints the secret of a monitoring token
+`seed_demo` calls `seed_api_demo()` once; it prints the secret of a monitoring token
 (incidents read/write), the only time it is shown.
 """
 
@@ -49,19 +49,21 @@ def token_for(
     return token, secret
 
 
-def seed_demo_token(stdout=None) -> str:
-    """A monitoring service account (incident manager role) and its token; prints the secret once."""
+def seed_api_demo() -> list[str]:
+    """A monitoring service account (Incident manager role) with a fresh token; returns the
+    lines to print, with the token's secret (its only showing). The backup tool's account
+    (Backup reporter role) gets no token here: a security officer issues one in the admin."""
+    service_account("svc-backups", "Backup reporter")
     account = service_account("svc-monitoring", "Incident manager")
-    ApiToken.objects.with_scopes_disabled().filter(user=account.user, name="Demo monitoring").update(
-        revoked_at=timezone.now(), revoke_reason="re-seeded"
+    ApiToken.objects.with_scopes_disabled().filter(user=account.user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoke_reason="Replaced when the demo data was seeded again."
     )
     _token, secret = token_for(account.user, ["incidents:read", "incidents:write"], days=90, name="Demo monitoring")
-    if stdout is not None:
-        stdout.write(
-            "API token for the demo monitoring service account (incidents:read, incidents:write), shown once:\n"
-            f"  {secret}\n  curl -H 'Authorization: Bearer {secret}' http://127.0.0.1:8000/api/v1/incidents/\n"
-        )
-    return secret
+    return [
+        "API token of the demo monitoring service account (incidents:read, incidents:write); shown only now:",
+        f"  {secret}",
+        f"  curl -H 'Authorization: Bearer {secret}' http://127.0.0.1:8000/api/v1/incidents/",
+    ]
 
 
 def organisation_token(organisation, scopes=("incidents:read", "access-log:read")) -> tuple[ApiToken, str]:

@@ -15,6 +15,7 @@ from django_scopes import scopes_disabled
 
 from governance.access.models import User
 from governance.access.roles import ROLES, roles_sync
+from governance.api.demo import seed_api_demo
 from governance.orgsecurity.demo import seed_organisation_security
 from governance.retention.demo import seed_retention_demo
 from governance.risk.demo import seed_risk_register
@@ -71,6 +72,7 @@ class Command(BaseCommand):
             # History behind the staff dashboard and the trust report (governance/trust/demo.py), last:
             # its backup policy check reads the register above.
             seed_trust_demo()
+            api_lines = seed_api_demo()  # integration API service accounts and a token (governance/api/demo.py)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Every demo account's password: " + DEMO_PASSWORD))
         self.stdout.write(f"{'login':<18} {'kind':<40} where")
         for username, kind, where in rows:
@@ -85,6 +87,8 @@ class Command(BaseCommand):
             self.stdout.write(line)
         for line in retention_lines:
             self.stdout.write(line)
+        for line in api_lines:
+            self.stdout.write(line)
 
     def _user(self, username: str, first: str, last: str, email: str, *, staff: bool) -> User:
         user, created = User.objects.get_or_create(username=username, defaults={"is_staff": staff})
@@ -96,6 +100,8 @@ class Command(BaseCommand):
 
     def _staff(self):
         for role in ROLES:
+            if role.name not in STAFF:
+                continue  # a role for service accounts only (Backup reporter): governance/api/demo.py
             username, first, last = STAFF[role.name]
             user = self._user(username, first, last, f"{username}@assyst.example", staff=True)
             user.groups.set([Group.objects.get(name=role.name)])
