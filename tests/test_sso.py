@@ -384,6 +384,38 @@ def test_enforce_sso_blocks_password_login_only_for_that_organisation(client, oi
     assert round_trip(client, org_a, "alice").status_code == 302
 
 
+def test_requiring_sso_ends_password_sessions_opened_before(client, oidc_provider, org_a):
+    from django.test import Client
+
+    config = configure(org_a, oidc_provider)
+    member(org_a, "alice@a.example")
+    assert round_trip(client, org_a, "alice").status_code == 302  # verifies the provider settings
+    carol = member(org_a, "carol@a.example")
+    by_password = Client()
+    signed_in = by_password.post(reverse("portal:login"), {"username": carol.username, "password": PASSWORD})
+    assert signed_in.status_code == 302
+    assert by_password.get(reverse("portal:home")).status_code == 200
+    admin = Membership.objects.filter(organisation=org_a, role=Membership.Role.ADMIN).first().user
+    sso_configuration_update(
+        organisation=org_a,
+        acting_user=admin,
+        enabled=True,
+        issuer=config.issuer,
+        client_id=config.client_id,
+        enforce_sso=True,
+    )
+    assert by_password.get(reverse("portal:home")).status_code == 302
+    assert signed_in_user_id(by_password) is None
+    event = AuditEvent.objects.get(action="orgsecurity.sessions_revoked", organisation_id=org_a.pk)
+    assert event.data["reason"] == "sso_required"
+    # Saving again (already required) ends nothing more.
+    sso_configuration_update(
+        organisation=org_a, acting_user=admin, enabled=True, issuer=config.issuer, client_id=config.client_id,
+        enforce_sso=True, jit_membership=True,
+    )  # fmt: skip
+    assert AuditEvent.objects.filter(action="orgsecurity.sessions_revoked").count() == 1
+
+
 def test_session_rule_tells_password_sessions_from_sso_sessions(client, oidc_provider, org_a, rf):
     config = configure(org_a, oidc_provider)
     alice = member(org_a, "alice@a.example")

@@ -106,6 +106,21 @@ def sessions_revoke_organisation(*, organisation: Organisation, acting_user: Use
     return policy
 
 
+def sessions_end_for_policy_change(*, organisation: Organisation, actor: User, reason: str) -> None:
+    """Sign out every current session of the organisation because another service's
+    setting changed (e.g. single sign-on became required); that service has authorised
+    the actor. Call inside its transaction."""
+    policy = _locked_policy(organisation)
+    policy.sessions_revoked_at = timezone.now()
+    policy.save(update_fields=["sessions_revoked_at", "updated_at"])
+    audit_record(
+        action="orgsecurity.sessions_revoked",
+        actor=actor,
+        obj=organisation,
+        data={"scope": "organisation", "reason": reason, "before": policy.sessions_revoked_at},
+    )
+
+
 def sessions_revoke_user(*, membership: Membership, acting_user: User) -> UserSessionRevocation:
     """Sign out every current session of one member (e.g. a lost laptop)."""
     organisation = membership.organisation

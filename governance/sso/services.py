@@ -19,6 +19,7 @@ from governance.access.models import EMAIL_INDEX_PURPOSE, User
 from governance.access.services import is_customer_admin
 from governance.audit.services import audit_record
 from governance.core.encryption import blind_index_candidates, normalise_email
+from governance.orgsecurity.services import sessions_end_for_policy_change
 from governance.sso.backends import SSORefused
 from governance.sso.discovery import validate_provider_url
 from governance.sso.models import SigningAlgorithm, SSOConfiguration, SSOIdentity
@@ -136,6 +137,9 @@ def sso_configuration_update(
             config.save()
         else:
             config.save(update_fields=[*changed, "updated_at"])
+        if config.enabled and config.enforce_sso and ({"enabled", "enforce_sso"} & set(changed)):
+            # Required from now on: sessions opened with a password before must not outlive it.
+            sessions_end_for_policy_change(organisation=organisation, actor=acting_user, reason="sso_required")
         audit_record(
             action="sso.configuration_created" if created else "sso.configuration_changed",
             actor=acting_user,

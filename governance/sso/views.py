@@ -24,6 +24,7 @@ from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from governance.access.services import is_customer_admin
+from governance.orgsecurity.enforcement import keep_current_session
 from governance.portal.access import customer_required
 from governance.portal.forms import apply_service_error
 from governance.sso.backends import OrganisationOIDCBackend, SSORefused
@@ -225,6 +226,8 @@ def sso_settings(request):
                 except ValidationError as exc:
                     apply_service_error(form, exc)
                 else:
+                    if request.session.get(SESSION_SSO_ORGANISATION) == organisation.pk:
+                        keep_current_session(request)  # a single sign-on session may stay; a password one ends
                     messages.success(request, "Your single sign-on settings are saved.")
                     return redirect("sso:settings")
         elif which == "unlink":
