@@ -625,3 +625,51 @@ def test_schema_needs_a_token_and_docs_need_staff(client, monitor):
     client.force_login(customer)
     assert client.get("/api/v1/docs/").status_code == 403
     assert client.get("/api/v1/schema/").status_code == 403
+
+
+# --- risks and changes (C26) -------------------------------------------------------------------------
+
+
+@pytest.mark.commitment("C26")
+def test_risks_and_changes_are_read_and_created_through_the_register(client):
+    owner = StaffFactory(username="ravi", role="Risk owner")
+    account = service_account("svc-grc", "Risk owner")
+    _, secret = token_for(account.user, ["risks:read", "risks:write"])
+    body = {
+        "title": "Supplier outage",
+        "category": "supplier",
+        "owner": "ravi",
+        "inherent_likelihood": 3,
+        "inherent_impact": 4,
+        "residual_likelihood": 2,
+        "residual_impact": 3,
+    }
+    r = call(client, "post", "/api/v1/risks/", secret, body, HTTP_IDEMPOTENCY_KEY="risk-1")
+    assert r.status_code == 201, r.content
+    risk = r.json()
+    assert risk["owner"] == "ravi" and risk["code"].startswith("RSK-") and risk["inherent_level"]
+    assert call(client, "post", "/api/v1/risks/", secret, body, HTTP_IDEMPOTENCY_KEY="risk-1").json() == risk
+    r = call(client, "post", "/api/v1/risks/", secret, {**body, "inherent_likelihood": 9})
+    assert "non_field_errors" in assert_problem(r, 400)["errors"] or assert_problem(r, 400)["errors"]
+    assert_problem(call(client, "post", "/api/v1/risks/", secret, {**body, "owner": "svc-grc"}), 400)
+    assert [x["id"] for x in call(client, "get", "/api/v1/risks/", secret).json()["results"]] == [risk["id"]]
+    assert call(client, "get", f"/api/v1/risks/{risk['id']}/", secret).json()["title"] == "Supplier outage"
+    now = timezone.now()
+    change = {
+        "title": "Rotate TLS certificates",
+        "description": "Yearly rotation.",
+        "affects_security_controls": True,
+        "planned_start": (now + timedelta(days=1)).isoformat(),
+        "planned_end": (now + timedelta(days=1, hours=1)).isoformat(),
+        "rollback_plan": "Restore the old pair.",
+    }
+    r = call(client, "post", "/api/v1/changes/", secret, change)
+    assert r.status_code == 201, r.content
+    assert r.json()["change_type"] == "major" and r.json()["status"] == "draft"
+    assert r.json()["requester"] == "svc-grc"
+    r = call(client, "post", "/api/v1/changes/", secret, {**change, "rollback_plan": " "})
+    assert_problem(r, 400)
+    # A reader cannot write.
+    _, reader = token_for(account.user, ["risks:read"])
+    assert_problem(call(client, "post", "/api/v1/changes/", reader, change), 403, "scope_missing")
+    assert owner.pk

@@ -15,6 +15,7 @@ from governance.access.services import access_log_record
 from governance.api import services
 from governance.api.demo import service_account, token_for
 from governance.retention.backups import backup_register
+from governance.risk.services import change_create, risk_create
 from incidents.services import incident_create
 from tests.factories import OrganisationFactory, StaffFactory, approved_grant, support_request
 
@@ -59,6 +60,25 @@ def _grow(kind, org, n):
             )
         elif kind == "requests":
             support_request(org)
+        elif kind == "risks":
+            risk_create(
+                acting_user=manager,
+                title=f"R{i}",
+                owner=manager,
+                inherent_likelihood=2,
+                inherent_impact=2,
+                residual_likelihood=1,
+                residual_impact=1,
+            )
+        elif kind == "changes":
+            change_create(
+                acting_user=manager,
+                title=f"C{i}",
+                description="d",
+                planned_start=now,
+                planned_end=now + timedelta(hours=1),
+                rollback_plan="back",
+            )
         elif kind == "log":
             grant = approved_grant(org)
             access_log_record(user=grant.request.named_staff.first(), organisation=org, scope="people", objects=[org])
@@ -71,6 +91,8 @@ CASES = [
     ("backups", "/api/v1/backups/", ["backups:read"], "Backup reporter", False, 8),
     ("requests", "/api/v1/access-requests/", ["access-requests:read"], "Support engineer", False, 9),
     ("log", "/api/v1/access-log/", ["access-log:read"], None, True, 7),
+    ("risks", "/api/v1/risks/", ["risks:read"], "Risk owner", False, 8),
+    ("changes", "/api/v1/changes/", ["risks:read"], "Risk owner", False, 8),
 ]
 
 

@@ -63,6 +63,7 @@ LINKS = {
         "incidents_close",
     ],
     "access_requests_create": ["access_requests_read"],
+    "risks_create": ["risks_read"],
 }
 
 

@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from governance.api.docs import SchemaView, StaffOnlyDocs
 from governance.api.problems import not_found
-from governance.api.views import incidents, records
+from governance.api.views import incidents, records, risks
 
 app_name = "api"
 
@@ -18,6 +18,9 @@ urlpatterns = [
     path("access-requests/", records.SupportRequestList.as_view(), name="access-requests"),
     path("access-requests/<int:pk>/", records.SupportRequestDetail.as_view(), name="access-request"),
     path("access-log/", records.AccessLogList.as_view(), name="access-log"),
+    path("risks/", risks.RiskList.as_view(), name="risks"),
+    path("risks/<int:pk>/", risks.RiskDetail.as_view(), name="risk"),
+    path("changes/", risks.ChangeList.as_view(), name="changes"),
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", StaffOnlyDocs.as_view(url_name="api:schema"), name="docs"),
     # Everything else under /api/v1/ answers 404 as problem+json, never an HTML page.
