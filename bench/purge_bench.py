@@ -279,8 +279,17 @@ def worker_main(batch_size: int | None) -> None:
         started = time.perf_counter()
         run = services.cleanup_run(batch_size=batch_size)
         seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec from the forked
+    # copy of the parent, so it would report the benchmark process's own size.
+    peak_kib = _vmhwm_kib()
     print(json.dumps({"seconds": seconds, "peak_kib": peak_kib, "run": run.pk}), flush=True)
+
+
+def _vmhwm_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def spawn_worker(env: dict, batch_size: int | None, log: Path) -> subprocess.Popen:
