@@ -632,6 +632,9 @@ def test_customer_admin_unlinks_only_own_identities(client, org_a, org_b, oidc_p
     client.force_login(admin)
     page = client.get(reverse("sso:settings")).content.decode()
     assert own.user.username in page and foreign.user.username not in page
+    # The list sits in the page body, once, not in the <title>.
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert "Single sign-on" in title and "<" not in title and page.count(own.user.username) == 1
     response = client.post(reverse("sso:settings"), {"form": "unlink", "identity": foreign.pk})
     assert response.status_code == 404 and SSOIdentity.objects.filter(pk=foreign.pk).exists()
     assert client.post(reverse("sso:settings"), {"form": "unlink", "identity": "x"}).status_code == 404

@@ -46,6 +46,7 @@ AUDITED_APPS = (
     "otp_totp",
     "axes",
     "orgsecurity",
+    "sso",
 )
 
 ROLES: tuple[Role, ...] = (
@@ -81,6 +82,10 @@ ROLES: tuple[Role, ...] = (
             "otp_totp.delete_totpdevice",
             # Customers' own security settings (C28): read-only for staff.
             "orgsecurity.view_organisationsecuritypolicy",
+            # Single sign-on per organisation (C28): staff set it up with the customer and own email domains.
+            "sso.view_ssoconfiguration",
+            "sso.add_ssoconfiguration",
+            "sso.change_ssoconfiguration",
             "disclosure.view_vulnerabilityreport",
             "disclosure.triage_vulnerabilityreport",
             "disclosure.view_reportevent",
