@@ -4,6 +4,7 @@ rate limits, per-call audit, cursor pages and query counts."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -32,9 +33,15 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(autouse=True)
 def _private_cache(settings):
-    """Rate counters in a cache of this test's own (the file cache is shared by every run on the machine)."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api"}}
-    cache.clear()
+    """Rate counters in a cache of this test's own: Redis under a fresh key prefix when it is
+    configured (CI: the shared cache web nodes count in), else local memory (the file cache
+    is shared by every run on the machine). Never cleared: clearing Redis flushes its database."""
+    if settings.REDIS_URL:
+        backend = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": settings.REDIS_URL}
+        settings.CACHES = {"default": {**backend, "KEY_PREFIX": f"test-api-{uuid.uuid4().hex}"}}
+    else:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api"}}
+        cache.clear()
 
 
 def call(client, method, path, secret=None, data=None, **headers):
@@ -673,3 +680,45 @@ def test_risks_and_changes_are_read_and_created_through_the_register(client):
     _, reader = token_for(account.user, ["risks:read"])
     assert_problem(call(client, "post", "/api/v1/changes/", reader, change), 403, "scope_missing")
     assert owner.pk
+
+
+@pytest.mark.commitment("C12")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_with_one_key_open_one_incident():
+    """Two deliveries of the same alert at the same moment (PostgreSQL: the second waits on
+    the key's unique index, then replays the first's response)."""
+    import threading
+
+    from django.db import connection, connections
+    from django.test import Client
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locking; runs in CI (.ci/run)")
+    account = service_account("svc-monitor", "Incident manager")
+    _, secret = token_for(account.user, ["incidents:write"])
+    body = json.dumps(incident_body())
+    barrier = threading.Barrier(2)
+    results = []
+
+    def post():
+        try:
+            barrier.wait()
+            r = Client().post(
+                "/api/v1/incidents/",
+                data=body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {secret}",
+                HTTP_IDEMPOTENCY_KEY="race-1",
+            )
+            results.append((r.status_code, r.json().get("id")))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [s for s, _ in results] == [201, 201], results
+    assert results[0][1] == results[1][1]
+    assert Incident.objects.count() == 1

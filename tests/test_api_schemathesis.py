@@ -14,6 +14,8 @@ from datetime import timedelta
 import hypothesis
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from schemathesis.generation.modes import GenerationMode
@@ -37,6 +39,18 @@ SETTINGS = hypothesis.settings(
 # Valid by the schema but refused by a rule the schema cannot express (aware_at not in the
 # future, a specific incident names organisations, ...): a 4xx there is correct.
 EXCLUDED = ["positive_data_acceptance"]
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """Calls go straight to the WSGI handler, which closes the database connection after
+    each request (CONN_MAX_AGE=0); that would end the test's transaction on PostgreSQL.
+    Django's test client unhooks the same receivers for the same reason."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
