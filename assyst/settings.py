@@ -370,6 +370,17 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    # Choice sets of the same field name in different models get their own schema names.
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentKindEnum": "incidents.models.Incident.Kind",
+        "IncidentStatusEnum": "incidents.models.Incident.Status",
+        "BackupKindEnum": "governance.retention.models.BackupRecord.Kind",
+        "BackupStatusEnum": "governance.retention.models.BackupRecord.Status",
+        "SupportRequestStatusEnum": "governance.access.models.SupportAccessRequest.Status",
+        "SupportDecisionEnum": "governance.access.models.SupportAccessRequest.Decision",
+        "RiskStatusEnum": "governance.risk.models.Risk.Status",
+        "ChangeStatusEnum": "governance.risk.models.Change.Status",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "POSTPROCESSING_HOOKS": [

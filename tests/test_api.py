@@ -169,6 +169,7 @@ def test_a_token_cannot_act_outside_its_scopes(client):
     for path in ("/api/v1/audit-events/", "/api/v1/backups/", "/api/v1/access-requests/", "/api/v1/access-log/"):
         assert_problem(call(client, "get", path, secret), 403, "scope_missing")
     assert call(client, "get", "/api/v1/incidents/", secret).status_code == 200
+    assert call(client, "head", "/api/v1/audit-events/", secret).status_code == 403
 
 
 @pytest.mark.commitment("C25")

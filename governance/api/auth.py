@@ -85,9 +85,10 @@ class TokenHasScope(BasePermission):
         token = request.auth
         if not isinstance(token, ApiToken):
             return False  # -> 401 (authenticate_header makes it so)
-        needed = view.required_scopes.get(request.method)
+        method = "GET" if request.method == "HEAD" else request.method  # HEAD runs the GET handler
+        needed = view.required_scopes.get(method)
         if needed is None:
-            return True  # OPTIONS/HEAD: answered by the view's allowed methods
+            return True  # OPTIONS: only describes the view; unknown methods get 405 from the view
         if needed not in token.scopes:
             raise ScopeMissing(f"This token does not have the scope '{needed}'.")
         if token.kind == ApiToken.Kind.STAFF and api_scopes.missing_permissions(request.user, [needed]):
