@@ -21,11 +21,15 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from governance.api.models import ApiToken, IdempotencyRecord
-from governance.api.problems import IdempotencyKeyReused
+from governance.api.problems import Conflict, IdempotencyKeyReused
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[\x21-\x7E]{1,255}$"  # visible ASCII, no spaces
 _KEY_RE = re.compile(KEY_PATTERN)
+
+
+class _KeyTaken(Exception):
+    pass
 
 
 def _request_hash(request) -> str:
@@ -63,7 +67,13 @@ def idempotent(request, token: ApiToken, create: Callable[[], Response]) -> Resp
         return _replay(record, request_hash)
     try:
         with transaction.atomic():
-            record = IdempotencyRecord.objects.create(token=token, key=key, request_hash=request_hash, created_at=now)
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        token=token, key=key, request_hash=request_hash, created_at=now
+                    )
+            except IntegrityError as exc:
+                raise _KeyTaken from exc  # only the key's own insert means "taken"
             response = create()
             if response.status_code >= 300:
                 transaction.set_rollback(True)
@@ -72,10 +82,10 @@ def idempotent(request, token: ApiToken, create: Callable[[], Response]) -> Resp
             record.body = response.data
             record.location = response.get("Location", "")[:300]
             record.save(update_fields=["status_code", "body", "location"])
-    except IntegrityError:
-        # A concurrent request with the same key committed first.
+    except _KeyTaken:
+        # A concurrent request with the same key committed first (we waited for it on the index).
         record = IdempotencyRecord.objects.filter(token=token, key=key).first()
         if record is None:
-            raise
+            raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.") from None
         return _replay(record, request_hash)
     return response
