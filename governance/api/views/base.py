@@ -60,11 +60,11 @@ class ApiView(APIView):
             request.user = session_user
 
     def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, scope, rate limit
         for name, value in kwargs.items():
             # Path ids beyond the database's integer range cannot exist (and must not reach it).
             if name.endswith("pk") and int(value) > MAX_ID:
                 raise exceptions.NotFound()
-        super().initial(request, *args, **kwargs)
         token: ApiToken = request.auth
         services.token_touch(token, timezone.now())
         if token.kind == ApiToken.Kind.CUSTOMER:
