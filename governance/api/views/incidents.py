@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from governance.api import examples
 from governance.api import serializers as s
 from governance.api.pagination import page_serializer
 from governance.api.views.base import ApiView
@@ -87,6 +88,7 @@ class IncidentList(IncidentViewMixin, ApiView):
 
     @extend_schema(
         operation_id="incidents_create",
+        examples=[examples.INCIDENT],
         summary="Open an incident",
         request=s.IncidentCreateSerializer,
         parameters=[IDEMPOTENCY_PARAM],
@@ -127,6 +129,7 @@ class IncidentUpdates(IncidentViewMixin, ApiView):
 
     @extend_schema(
         operation_id="incidents_updates_create",
+        examples=[examples.INCIDENT_UPDATE],
         summary="Post a timeline update (public updates of specific incidents notify the affected organisations)",
         request=s.IncidentUpdateCreateSerializer,
         parameters=[IDEMPOTENCY_PARAM],

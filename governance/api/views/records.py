@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from governance.access import services as access_services
 from governance.access.models import AccessLogEntry, SupportAccessRequest, User
+from governance.api import examples
 from governance.api import serializers as s
 from governance.api.pagination import page_serializer
 from governance.api.views.base import ApiView
@@ -52,6 +53,7 @@ class BackupList(ApiView):
 
     @extend_schema(
         operation_id="backups_register",
+        examples=[examples.BACKUP],
         summary="Register a backup run (expires after 90 days)",
         request=s.BackupRegisterSerializer,
         parameters=[IDEMPOTENCY_PARAM],

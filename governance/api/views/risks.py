@@ -10,6 +10,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from governance.access.models import User
+from governance.api import examples
 from governance.api.pagination import PageParams, page_serializer
 from governance.api.serializers import BoundedDateTimeField, text
 from governance.api.views.base import ApiView
@@ -124,6 +125,7 @@ class RiskList(ApiView):
 
     @extend_schema(
         operation_id="risks_create",
+        examples=[examples.RISK],
         summary="Register a risk (scored on the active matrix)",
         request=RiskCreateSerializer,
         parameters=[IDEMPOTENCY_PARAM],
@@ -178,6 +180,7 @@ class ChangeList(ApiView):
 
     @extend_schema(
         operation_id="changes_create",
+        examples=[examples.CHANGE],
         summary="Record a change (a draft; its type follows from the criteria, major ones need an "
         "assessment and approval in the admin)",
         request=ChangeCreateSerializer,
