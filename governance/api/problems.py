@@ -19,8 +19,9 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-# Problem types of this API beyond the HTTP status (a relative URI reference, RFC 9457 3.1.1).
-TYPE_BASE = "/api/v1/docs/problems#"
+# Problem types of this API beyond the HTTP status (RFC 9457 3.1.1: a URI; these name the
+# kind and are not meant to be fetched). Plain HTTP refusals use "about:blank".
+TYPE_BASE = "urn:assyst:problem:"
 
 
 class Conflict(APIException):

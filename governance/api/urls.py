@@ -1,5 +1,4 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from governance.api.docs import SchemaView, StaffOnlyDocs
 from governance.api.problems import not_found
@@ -26,5 +25,3 @@ urlpatterns = [
     # Everything else under /api/v1/ answers 404 as problem+json, never an HTML page.
     re_path(r"^", not_found),
 ]
-
-__all__ = ["SpectacularSwaggerSplitView"]
