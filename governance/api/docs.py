@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.views import redirect_to_login
+from django.urls import reverse
 from drf_spectacular.renderers import (
     OpenApiJsonRenderer,
     OpenApiJsonRenderer2,
@@ -10,11 +12,12 @@ from drf_spectacular.renderers import (
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.renderers import JSONRenderer
 
 from governance.api.auth import ApiTokenAuthentication
 from governance.api.models import ApiToken
+from governance.api.problems import problem_response
 
 
 def _verified_staff(user) -> bool:
@@ -27,13 +30,6 @@ def _verified_staff(user) -> bool:
 class TokenOrVerifiedStaff(BasePermission):
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, ApiToken) or _verified_staff(request.user)
-
-
-class VerifiedStaff(BasePermission):
-    """Staff signed in to the admin with their second factor (the docs are an admin tool)."""
-
-    def has_permission(self, request, view) -> bool:
-        return _verified_staff(request.user)
 
 
 class SchemaView(SpectacularAPIView):
@@ -52,5 +48,17 @@ class SchemaView(SpectacularAPIView):
 
 
 class StaffOnlyDocs(SpectacularSwaggerSplitView):
+    """Swagger UI for staff: anonymous visitors go to the admin sign-in, anyone else signed
+    in without being verified staff gets a 403 problem."""
+
     authentication_classes = [SessionAuthentication]
-    permission_classes = [VerifiedStaff]
+    permission_classes = [AllowAny]
+
+    def get(self, request, *args, **kwargs):
+        if not _verified_staff(request.user):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
+            return problem_response(
+                403, "The API documentation is for staff signed in with their second factor.", code="permission_denied"
+            )
+        return super().get(request, *args, **kwargs)
