@@ -10,6 +10,7 @@ from drf_spectacular.renderers import (
     OpenApiYamlRenderer,
     OpenApiYamlRenderer2,
 )
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny, BasePermission
@@ -54,6 +55,7 @@ class StaffOnlyDocs(SpectacularSwaggerSplitView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
 
+    @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):
         if not _verified_staff(request.user):
             if not request.user.is_authenticated:
