@@ -128,3 +128,16 @@ def test_admin_shows_next_cleanup_and_when_backups_clear(org_a, admin_a, setting
     assert "2026-04-01 (done)" in body
     cert = Termination.objects.get().certificate
     assert cert.backups_clear_at == cert.purge_finished_at + timedelta(days=90)
+
+
+def test_an_account_switched_back_on_after_termination_reaches_nothing(org_a, admin_a, org_b, customer_b, cadence):
+    termination = services.termination_request(organisation=org_a, acting_user=admin_a, reason="Leaving")
+    services.termination_confirm(termination=termination, acting_user=StaffFactory(role=SECURITY_OFFICER))
+    admin_a.refresh_from_db()
+    assert not admin_a.is_active
+    admin_a.is_active = True  # reactivated by mistake in the admin
+    admin_a.save(update_fields=["is_active"])
+    client = _client(admin_a)
+    for url in (reverse("portal:home"), URL, reverse("portal:status")):
+        assert client.get(url).status_code == 403, url
+    assert _client(customer_b).get(reverse("portal:home")).status_code == 200  # others unaffected
