@@ -18,8 +18,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from assyst.admin_site import site
+from governance.core.forms import add_service_errors
 from governance.disclosure import policies, services
-from governance.disclosure.forms import LinkIncidentForm, TransitionForm, add_service_errors
+from governance.disclosure.forms import LinkIncidentForm, TransitionForm
 from governance.disclosure.models import ReportEvent, VulnerabilityReport
 from incidents.workdays import uk_date
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from governance.disclosure import services
 from governance.disclosure.models import VulnerabilityReport
@@ -102,11 +101,3 @@ class LinkIncidentForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["incident"].queryset = Incident.objects.order_by("-created_at")
-
-
-def add_service_errors(form: forms.Form, error: ValidationError) -> None:
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for name, errors in error.error_dict.items():
-        form.add_error(name if name in form.fields else None, errors)

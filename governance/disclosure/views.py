@@ -19,8 +19,9 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.audit.context import current_ip
+from governance.core.forms import add_service_errors
 from governance.disclosure import services
-from governance.disclosure.forms import ReportForm, add_service_errors
+from governance.disclosure.forms import ReportForm
 
 
 def _absolute(path: str) -> str:

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -20,12 +19,12 @@ from import_export.formats.base_formats import CSV, XLSX
 
 from assyst.admin_site import site
 from governance.core.admin import ServiceCreatedAdmin
+from governance.core.forms import ServiceAddForm
 from governance.risk import selectors, services
 from governance.risk.admin_base import (
     AuditHistoryMixin,
     ServiceFormAdmin,
     ServiceModelForm,
-    add_service_errors,
     level_pill,
     scale_choices,
 )
@@ -313,7 +312,7 @@ class ControlAdmin(AuditHistoryMixin, RegisterImportExportMixin, ServiceFormAdmi
 # --- the matrix ----------------------------------------------------------------------------------
 
 
-class MatrixPublishForm(forms.Form):
+class MatrixPublishForm(ServiceAddForm):
     name = forms.CharField(max_length=100)
     likelihood_labels = forms.JSONField(help_text='Lowest first: ["Rare", "Unlikely", ...].')
     impact_labels = forms.JSONField(help_text='Lowest first: ["Negligible", "Minor", ...].')
@@ -323,30 +322,14 @@ class MatrixPublishForm(forms.Form):
     )
     grid = forms.JSONField(help_text="One row per likelihood (lowest first), one level key per impact.")
 
-    acting_user = None
-
-    def __init__(self, *args, instance=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.instance = instance
         active = matrix_active()
         for name in self.fields:
             self.fields[name].initial = getattr(active, name)
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        try:
-            self.instance = matrix_publish(acting_user=self.acting_user, **cleaned)
-        except ValidationError as e:
-            add_service_errors(self, e)
-        return cleaned
-
-    def save(self, commit=True):
-        return self.instance
-
-    def save_m2m(self):
-        pass
+    def create(self, **cleaned):
+        return matrix_publish(acting_user=self.acting_user, **cleaned)
 
 
 @admin.register(RiskMatrix, site=site)

@@ -12,14 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from governance.audit.models import AuditEvent
-
-
-def add_service_errors(form: forms.Form, error: ValidationError) -> None:
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for name, errors in error.error_dict.items():
-        form.add_error(name if name in form.fields else None, errors)
+from governance.core.forms import add_service_errors
 
 
 class ServiceModelForm(forms.ModelForm):

@@ -16,8 +16,9 @@ from django.utils.safestring import mark_safe
 
 from assyst.admin_site import site
 from governance.core.admin import ServiceCreatedAdmin
+from governance.core.forms import ServiceAddForm
 from governance.risk import continuity, reviews
-from governance.risk.admin_base import AuditHistoryMixin, ServiceFormAdmin, ServiceModelForm, add_service_errors
+from governance.risk.admin_base import AuditHistoryMixin, ServiceFormAdmin, ServiceModelForm
 from governance.risk.models import ContinuityExercise, ContinuityPlan, ContinuityPlanVersion, OverallRiskReview
 from incidents.reports import markdown_to_safe_html
 
@@ -150,7 +151,7 @@ class ContinuityPlanVersionAdmin(admin.ModelAdmin):
         return False
 
 
-class ExerciseAddForm(forms.Form):
+class ExerciseAddForm(ServiceAddForm):
     plan = forms.ModelChoiceField(queryset=ContinuityPlan.objects.order_by("operation"))
     held_on = forms.DateField(widget=AdminDateWidget)
     kind = forms.ChoiceField(choices=ContinuityExercise.Kind.choices)
@@ -160,27 +161,8 @@ class ExerciseAddForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 70}), help_text="One per line."
     )
 
-    acting_user = None
-
-    def __init__(self, *args, instance=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.instance = instance
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        try:
-            self.instance = continuity.continuity_exercise_record(acting_user=self.acting_user, **cleaned)
-        except ValidationError as e:
-            add_service_errors(self, e)
-        return cleaned
-
-    def save(self, commit=True):
-        return self.instance
-
-    def save_m2m(self):
-        pass
+    def create(self, **cleaned):
+        return continuity.continuity_exercise_record(acting_user=self.acting_user, **cleaned)
 
 
 @admin.register(ContinuityExercise, site=site)
@@ -204,30 +186,13 @@ class ContinuityExerciseAdmin(ServiceCreatedAdmin):
 # --- the overall yearly review -----------------------------------------------------------------
 
 
-class StartForm(forms.Form):
+class StartForm(ServiceAddForm):
     copy_previous = forms.BooleanField(
         required=False, initial=True, label="Start from a copy of last year's", help_text="Summary and decisions."
     )
 
-    acting_user = None
-
-    def __init__(self, *args, instance=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.instance = instance
-
-    def clean(self):
-        cleaned = super().clean()
-        try:
-            self.instance = reviews.overall_review_start(acting_user=self.acting_user, **cleaned)
-        except ValidationError as e:
-            add_service_errors(self, e)
-        return cleaned
-
-    def save(self, commit=True):
-        return self.instance
-
-    def save_m2m(self):
-        pass
+    def create(self, **cleaned):
+        return reviews.overall_review_start(acting_user=self.acting_user, **cleaned)
 
 
 class OverallEditForm(ServiceModelForm):

@@ -12,41 +12,26 @@ from django.utils.html import format_html, format_html_join
 
 from assyst.admin_site import site
 from governance.core.admin import ReadOnlyAdmin, ServiceCreatedAdmin
+from governance.core.forms import ServiceAddForm
 from governance.risk import reviews, selectors, services
-from governance.risk.admin_base import add_service_errors, scale_choices
+from governance.risk.admin_base import scale_choices
 from governance.risk.matrix import matrix_active
 from governance.risk.models import ReviewReminder, Risk, RiskAcceptance, RiskReview
 
 # --- acceptances ---------------------------------------------------------------------------------
 
 
-class AcceptanceAddForm(forms.Form):
+class AcceptanceAddForm(ServiceAddForm):
     risk = forms.ModelChoiceField(queryset=Risk.objects.none())
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 70}))
     expires_on = forms.DateField(widget=AdminDateWidget, help_text="The acceptance ends on this day; at most a year.")
 
-    acting_user = None
-
-    def __init__(self, *args, instance=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.instance = instance
         self.fields["risk"].queryset = Risk.objects.filter(status=Risk.Status.OPEN).order_by("code")
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        try:
-            self.instance = services.risk_accept(acting_user=self.acting_user, **cleaned)
-        except ValidationError as e:
-            add_service_errors(self, e)
-        return cleaned
-
-    def save(self, commit=True):
-        return self.instance
-
-    def save_m2m(self):
-        pass
+    def create(self, **cleaned):
+        return services.risk_accept(acting_user=self.acting_user, **cleaned)
 
 
 @admin.register(RiskAcceptance, site=site)
@@ -108,7 +93,7 @@ class RiskAcceptanceAdmin(ServiceCreatedAdmin):
 # --- reviews of single risks ------------------------------------------------------------------
 
 
-class ReviewAddForm(forms.Form):
+class ReviewAddForm(ServiceAddForm):
     risk = forms.ModelChoiceField(queryset=Risk.objects.none())
     reviewed_on = forms.DateField(widget=AdminDateWidget, initial=timezone.localdate)
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 70}))
@@ -117,32 +102,16 @@ class ReviewAddForm(forms.Form):
     )
     residual_impact = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="New residual impact")
 
-    acting_user = None
-
-    def __init__(self, *args, instance=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.instance = instance
         self.fields["risk"].queryset = Risk.objects.filter(status__in=selectors.LIVE).order_by("next_review_on")
         matrix = matrix_active()
         blank = [("", "unchanged")]
         self.fields["residual_likelihood"].choices = blank + scale_choices(matrix.likelihood_labels)
         self.fields["residual_impact"].choices = blank + scale_choices(matrix.impact_labels)
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        try:
-            self.instance = reviews.risk_review_record(acting_user=self.acting_user, **cleaned)
-        except ValidationError as e:
-            add_service_errors(self, e)
-        return cleaned
-
-    def save(self, commit=True):
-        return self.instance
-
-    def save_m2m(self):
-        pass
+    def create(self, **cleaned):
+        return reviews.risk_review_record(acting_user=self.acting_user, **cleaned)
 
 
 @admin.register(RiskReview, site=site)
