@@ -29,7 +29,8 @@ class ServiceCreatedAdmin(admin.ModelAdmin):
     """An admin whose add form creates the object through a service (the form calls it in
     `clean()`, so service errors land on its fields) and whose objects are read-only after.
 
-    Subclasses set `add_form` (a plain Form with a `save()` returning the created object),
+    Subclasses set `add_form` (a `governance.core.forms.ServiceAddForm`, or a plain Form with a
+    `save()` returning the created object),
     `add_form_user_attr` (the attribute the form reads the acting user from),
     `detail_fieldsets`, and optionally `add_fields` (default: every field of the form).
     """

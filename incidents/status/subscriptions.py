@@ -365,6 +365,18 @@ def _page(components: list[Component], unresolved: list[Incident]) -> dict:
     return {"id": PAGE_ID, "status_indicator": indicator, "status_description": description}
 
 
+def _webhook_audience(now: datetime) -> tuple[list[StatusWebhook], dict, dict]:
+    """Active webhooks with their component choices, and the `page` and `meta` objects every
+    payload of this moment carries (computed only when there is a webhook)."""
+    webhooks = list(StatusWebhook.objects.filter(disabled_at__isnull=True).prefetch_related("components"))
+    if not webhooks:
+        return [], {}, {}
+    unresolved = list(public_incidents(unresolved=True).prefetch_related(None).only("pk", "severity"))
+    page = _page(snapshot.components(), unresolved)
+    meta = {"unsubscribe": None, "documentation": DOCUMENTATION, "generated_at": api._ts(now)}
+    return webhooks, page, meta
+
+
 def _dumps(payload: dict) -> str:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
@@ -430,15 +442,12 @@ def update_notifications(*, update: IncidentUpdate, now: datetime) -> list[Notif
             )
         )
 
-    webhooks = list(StatusWebhook.objects.filter(disabled_at__isnull=True).prefetch_related("components"))
+    webhooks, page, meta = _webhook_audience(now)
     if webhooks:
-        components = snapshot.components()
-        page = _page(components, list(public_incidents(unresolved=True).prefetch_related(None).only("pk", "severity")))
         incident_json = api._incident(incident)
         changes = list(update.component_changes.select_related("component").order_by("pk"))
         for webhook in webhooks:
             chosen = {c.pk for c in webhook.components.all()}
-            meta = {"unsubscribe": None, "documentation": DOCUMENTATION, "generated_at": api._ts(now)}
             if _matches(chosen, affected):
                 rows.append(
                     _webhook_row(
@@ -499,12 +508,9 @@ def maintenance_notifications(*, update: MaintenanceUpdate, now: datetime) -> li
                 next_attempt_at=now,
             )
         )
-    webhooks = list(StatusWebhook.objects.filter(disabled_at__isnull=True).prefetch_related("components"))
+    webhooks, page, meta = _webhook_audience(now)
     if webhooks:
-        components = snapshot.components()
-        page = _page(components, list(public_incidents(unresolved=True).prefetch_related(None).only("pk", "severity")))
         maintenance_json = api._maintenance(maintenance)
-        meta = {"unsubscribe": None, "documentation": DOCUMENTATION, "generated_at": api._ts(now)}
         for webhook in webhooks:
             if _matches({c.pk for c in webhook.components.all()}, affected):
                 rows.append(
