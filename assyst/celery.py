@@ -161,6 +161,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=0, minute=40, day_of_week="mon-sat"),
         "args": ("incremental",),
     },
+    "purge-idempotency-records": {
+        # Daily: API Idempotency-Key records (with the first response) live API_IDEMPOTENCY_HOURS only.
+        "task": "governance.api.tasks.purge_idempotency_records",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 
 _configure(app)

@@ -437,6 +437,25 @@ def test_idempotency_keys_are_per_token_and_expire(client, monitor):
     assert Incident.objects.count() == 3
 
 
+@pytest.mark.commitment("C12")
+def test_the_daily_task_forgets_keys_of_tokens_that_stopped_posting(client, monitor):
+    from governance.api.models import IdempotencyRecord
+    from governance.api.tasks import PURGE_TASK, purge_idempotency_records
+    from governance.core.models import JobRun
+
+    _, secret = monitor
+    first = call(client, "post", "/api/v1/incidents/", secret, incident_body(), HTTP_IDEMPOTENCY_KEY="old")
+    assert first.status_code == 201
+    with time_machine.travel(timezone.now() + timedelta(hours=23)):
+        call(client, "post", "/api/v1/incidents/", secret, incident_body(), HTTP_IDEMPOTENCY_KEY="new")
+        purge_idempotency_records()  # nothing is past 24 h yet
+        assert set(IdempotencyRecord.objects.values_list("key", flat=True)) == {"old", "new"}
+    with time_machine.travel(timezone.now() + timedelta(hours=25)):
+        purge_idempotency_records()
+        assert set(IdempotencyRecord.objects.values_list("key", flat=True)) == {"new"}
+    assert JobRun.objects.filter(task=PURGE_TASK).latest("started_at").counts == {"deleted": 1}
+
+
 # --- errors are problem details -------------------------------------------------------------------
 
 

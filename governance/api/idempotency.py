@@ -51,6 +51,14 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
     return Response(record.body, status=record.status_code, headers=headers)
 
 
+def idempotency_records_purge(*, now) -> int:
+    """Forget every key older than API_IDEMPOTENCY_HOURS (the daily beat task): a token that
+    stops posting would otherwise keep its stored responses for ever."""
+    kept_from = now - timedelta(hours=settings.API_IDEMPOTENCY_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=kept_from).delete()
+    return deleted
+
+
 def idempotent(request, token: ApiToken, create: Callable[[], Response]) -> Response:
     """Run `create` once per (token, Idempotency-Key); without the header, just run it."""
     key = request.headers.get(HEADER)
