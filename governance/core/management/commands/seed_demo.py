@@ -123,7 +123,7 @@ class Command(BaseCommand):
                 mail = email if suffix == "admin" else f"viewer@{slug}.example"
                 user = self._user(username, *person, mail, staff=False)
                 Membership.objects.update_or_create(user=user, defaults={"organisation": org, "role": role})
-                yield username, f"customer {role.label.lower()}, {name}", "/portal/"
+                yield username, f"{role.label.lower()}, {name}", "/portal/"
 
     def _incidents(self) -> None:
         """Two incidents through the same services staff use: a public one, and a breach
