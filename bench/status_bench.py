@@ -613,6 +613,12 @@ def main() -> int:
                 checks.append(f"{name} varies on or sets a cookie: shared caches cannot serve it")
         if status_304 != 304:
             raise BenchError(f"GET /status/ with If-None-Match {etag} answered {status_304}, not 304")
+        _, gz_headers, gz_body = get(port, "/status/", {"Accept-Encoding": "gzip"})
+        print(
+            f"page /status/ to a client accepting gzip: {len(gz_body):,} bytes, "
+            f"Content-Encoding: {gz_headers.get('content-encoding', '-')} (wrk sends no Accept-Encoding)",
+            flush=True,
+        )
 
         if args.profile:
             profile_in_process(

@@ -83,11 +83,27 @@ def test_only_marked_anonymous_successes_are_storable(change):
 def test_the_store_is_bounded_by_bytes():
     store = middleware._Store(max_bytes=1000)
     for n in range(10):
-        store.put(("h", f"/{n}", "e"), (200, {}, b"x" * 200))
+        store.put(("h", f"/{n}", "e"), middleware._Held(200, {}, b"x" * 200, None))
     assert store._bytes <= 1000 and len(store._items) == 5
     assert store.get(("h", "/0", "e")) is None and store.get(("h", "/9", "e")) is not None
-    store.put(("h", "/big", "e"), (200, {}, b"x" * 300))  # over a quarter of the budget
+    store.put(("h", "/big", "e"), middleware._Held(200, {}, b"x" * 200, b"y" * 100))  # body + gzip > 1/4
     assert store.get(("h", "/big", "e")) is None
+
+
+def test_clients_that_accept_gzip_get_the_held_page_compressed(client):
+    import gzip
+
+    plain = client.get("/status/")
+    assert "Accept-Encoding" in plain["Vary"] and "Content-Encoding" not in plain
+    packed = client.get("/status/", HTTP_ACCEPT_ENCODING="br, gzip;q=0.9")
+    assert packed["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed["Vary"]
+    assert gzip.decompress(packed.content) == plain.content
+    assert len(packed.content) < len(plain.content) / 2
+    assert int(packed["Content-Length"]) == len(packed.content)
+    assert packed["ETag"] == plain["ETag"][:-1] + '-gzip"'
+    assert client.get("/status/", HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=packed["ETag"]).status_code == 304
+    again = client.get("/status/", HTTP_ACCEPT_ENCODING="identity")
+    assert "Content-Encoding" not in again and again.content == plain.content
 
 
 def _wait_for(predicate, timeout: float = 5.0) -> bool:
