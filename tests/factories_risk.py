@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from governance.access.roles import RISK_OWNER, SECURITY_OFFICER
-from governance.risk import services
+from governance.risk import changes, services
 from governance.risk.matrix import matrix_active
 from governance.risk.models import Change, Risk
 from tests.factories import StaffFactory
@@ -85,4 +85,4 @@ def make_change(*, requester=None, major: bool = True, **overrides) -> Change:
         "rollback_plan": "Point the exporter back at the old bucket; no data migration needed.",
         **overrides,
     }
-    return services.change_create(acting_user=requester, **fields)
+    return changes.change_create(acting_user=requester, **fields)

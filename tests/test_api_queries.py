@@ -15,7 +15,8 @@ from governance.access.services import access_log_record
 from governance.api import services
 from governance.api.demo import service_account, token_for
 from governance.retention.backups import backup_register
-from governance.risk.services import change_create, risk_create
+from governance.risk.changes import change_create
+from governance.risk.services import risk_create
 from incidents.services import incident_create
 from tests.factories import OrganisationFactory, StaffFactory, approved_grant, support_request
 

@@ -17,7 +17,7 @@ from import_export.formats.base_formats import CSV, XLSX
 
 from governance.access.roles import AUDITOR
 from governance.audit.models import AuditEvent
-from governance.risk import selectors, services
+from governance.risk import changes, selectors, services
 from governance.risk.matrix import DEFAULT_GRID, DEFAULT_IMPACT, DEFAULT_LIKELIHOOD, matrix_active, matrix_publish
 from governance.risk.models import Change, Control, Risk
 from governance.risk.resources import ControlResource, RiskResource
@@ -334,7 +334,7 @@ def test_changelists_run_a_fixed_number_of_queries_at_10_and_1000_risks(role):
         for i in range(n // 10):
             change = make_change(requester=owner, major=bool(i % 2))
             if i % 2:
-                services.change_assess(
+                changes.change_assess(
                     change=change, acting_user=owner, summary="ok", risks=Risk.objects.order_by("?")[:2]
                 )
         for i in range(min(n, 50)):

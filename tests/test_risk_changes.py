@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from governance.audit.models import AuditEvent
-from governance.risk import services
+from governance.risk import changes
 from governance.risk.models import Change
 from governance.risk.selectors import major_changes
 from tests.factories_risk import make_change, make_risk, risk_owner, security_officer
@@ -33,7 +33,7 @@ def test_type_follows_the_stated_criteria(criteria, expected):
         "expects_downtime": False,
         "pre_approved_routine": False,
     }
-    assert services.change_type_for(**{**base, **criteria}) == expected
+    assert changes.change_type_for(**{**base, **criteria}) == expected
     change = make_change(major=False, **criteria)
     assert change.change_type == expected
 
@@ -41,20 +41,20 @@ def test_type_follows_the_stated_criteria(criteria, expected):
 def test_major_change_cannot_be_approved_without_a_completed_assessment_linking_risks():
     change = make_change()
     approver = security_officer()
-    services.change_submit(change=change, acting_user=change.requester)
+    changes.change_submit(change=change, acting_user=change.requester)
     with pytest.raises(ValidationError, match="completed risk assessment"):
-        services.change_approve(change=change, acting_user=approver)
+        changes.change_approve(change=change, acting_user=approver)
 
     # A draft assessment does not count; a completed one must link risks.
-    services.change_assess(change=change, acting_user=approver, summary="Looked at it.", risks=[], complete=False)
+    changes.change_assess(change=change, acting_user=approver, summary="Looked at it.", risks=[], complete=False)
     with pytest.raises(ValidationError, match="completed risk assessment"):
-        services.change_approve(change=change, acting_user=approver)
+        changes.change_approve(change=change, acting_user=approver)
     with pytest.raises(ValidationError, match="links the risks"):
-        services.change_assess(change=change, acting_user=approver, summary="Done.", risks=[], complete=True)
+        changes.change_assess(change=change, acting_user=approver, summary="Done.", risks=[], complete=True)
 
     risk = make_risk()
-    services.change_assess(change=change, acting_user=approver, summary="New bucket; keys rotate.", risks=[risk])
-    approved = services.change_approve(change=change, acting_user=approver, note="Go.")
+    changes.change_assess(change=change, acting_user=approver, summary="New bucket; keys rotate.", risks=[risk])
+    approved = changes.change_approve(change=change, acting_user=approver, note="Go.")
     assert approved.status == Change.Status.APPROVED and approved.approver == approver
     assert AuditEvent.objects.filter(action="change.approved", object_id=str(change.pk)).exists()
 
@@ -62,17 +62,17 @@ def test_major_change_cannot_be_approved_without_a_completed_assessment_linking_
 def test_normal_change_needs_no_assessment_but_still_an_independent_approver():
     change = make_change(major=False)
     assert change.change_type == Change.Type.NORMAL
-    services.change_submit(change=change, acting_user=change.requester)
-    assert services.change_approve(change=change, acting_user=security_officer()).status == Change.Status.APPROVED
+    changes.change_submit(change=change, acting_user=change.requester)
+    assert changes.change_approve(change=change, acting_user=security_officer()).status == Change.Status.APPROVED
 
 
 def test_self_approval_is_refused_even_for_a_security_officer():
     officer = security_officer()
     change = make_change(requester=officer)
-    services.change_submit(change=change, acting_user=officer)
-    services.change_assess(change=change, acting_user=officer, summary="Assessed.", risks=[make_risk()])
+    changes.change_submit(change=change, acting_user=officer)
+    changes.change_assess(change=change, acting_user=officer, summary="Assessed.", risks=[make_risk()])
     with pytest.raises(ValidationError, match="no self-approval"):
-        services.change_approve(change=change, acting_user=officer)
+        changes.change_approve(change=change, acting_user=officer)
     change.refresh_from_db()
     assert change.status == Change.Status.ASSESSMENT
 
@@ -80,19 +80,19 @@ def test_self_approval_is_refused_even_for_a_security_officer():
 def test_only_approvers_approve_and_steps_follow_the_order():
     change = make_change(major=False)
     with pytest.raises(ValidationError, match="only a change in assessment is approved"):
-        services.change_approve(change=change, acting_user=security_officer())
-    services.change_submit(change=change, acting_user=change.requester)
+        changes.change_approve(change=change, acting_user=security_officer())
+    changes.change_submit(change=change, acting_user=change.requester)
     with pytest.raises(PermissionDenied):
-        services.change_approve(change=change, acting_user=risk_owner())
+        changes.change_approve(change=change, acting_user=risk_owner())
     with pytest.raises(ValidationError, match="approved"):
-        services.change_implement(change=change, acting_user=change.requester)
-    services.change_approve(change=change, acting_user=security_officer())
+        changes.change_implement(change=change, acting_user=change.requester)
+    changes.change_approve(change=change, acting_user=security_officer())
     with pytest.raises(ValidationError, match="can no longer be edited"):
-        services.change_update(change=change, acting_user=change.requester, title="Changed after approval")
-    services.change_implement(change=change, acting_user=change.requester)
+        changes.change_update(change=change, acting_user=change.requester, title="Changed after approval")
+    changes.change_implement(change=change, acting_user=change.requester)
     with pytest.raises(ValidationError, match="post-implementation review"):
-        services.change_review(change=change, acting_user=change.requester, note=" ")
-    done = services.change_review(change=change, acting_user=change.requester, note="Went as planned.")
+        changes.change_review(change=change, acting_user=change.requester, note=" ")
+    done = changes.change_review(change=change, acting_user=change.requester, note="Went as planned.")
     assert done.status == Change.Status.REVIEWED
 
 
@@ -103,7 +103,7 @@ def test_major_changes_selector_says_whether_each_was_assessed():
 
     assessed, unassessed = make_change(), make_change()
     make_change(major=False)
-    services.change_assess(change=assessed, acting_user=security_officer(), summary="Fine.", risks=[make_risk()])
+    changes.change_assess(change=assessed, acting_user=security_officer(), summary="Fine.", risks=[make_risk()])
     now = timezone.now()
     rows = {c.code: c.assessed for c in major_changes(since=now - timedelta(days=1), until=now + timedelta(days=1))}
     assert rows == {assessed.code: True, unassessed.code: False}
@@ -161,7 +161,7 @@ def test_admin_refuses_approval_of_unassessed_major_change_with_a_clear_message(
 def test_admin_refuses_self_approval():
     officer = security_officer()
     change = make_change(requester=officer, major=False)
-    services.change_submit(change=change, acting_user=officer)
+    changes.change_submit(change=change, acting_user=officer)
     response = otp_client(officer).post(reverse("admin:risk_change_step", args=[change.pk, "approve"]), {"note": ""})
     assert response.status_code == 200
     assert "no self-approval" in response.content.decode()
@@ -172,7 +172,7 @@ def test_admin_refuses_self_approval():
 def test_change_history_page_shows_who_changed_what():
     officer = security_officer()
     change = make_change(major=False)
-    services.change_update(change=change, acting_user=change.requester, title="Exports to the new store")
+    changes.change_update(change=change, acting_user=change.requester, title="Exports to the new store")
     body = otp_client(officer).get(reverse("admin:risk_change_history", args=[change.pk])).content.decode()
     assert "change.update" in body and "Exports to the new store" in body
     assert change.requester.username in body
@@ -181,7 +181,7 @@ def test_change_history_page_shows_who_changed_what():
 def test_refused_steps_answer_json_clients_with_400_and_the_reason():
     officer = security_officer()
     change = make_change()
-    services.change_submit(change=change, acting_user=change.requester)
+    changes.change_submit(change=change, acting_user=change.requester)
     url = reverse("admin:risk_change_step", args=[change.pk, "approve"])
     response = otp_client(officer).post(url, {"note": "ok"}, HTTP_ACCEPT="application/json")
     assert response.status_code == 400
@@ -190,7 +190,7 @@ def test_refused_steps_answer_json_clients_with_400_and_the_reason():
         "status": "assessment",
         "errors": ["A major change needs a completed risk assessment before it can be approved."],
     }
-    services.change_assess(change=change, acting_user=officer, summary="ok", risks=[make_risk()])
+    changes.change_assess(change=change, acting_user=officer, summary="ok", risks=[make_risk()])
     response = otp_client(officer).post(url, {"note": "ok"}, HTTP_ACCEPT="application/json")
     assert response.status_code == 200 and response.json()["status"] == "approved"
     # Unknown step or change: 404, not 500.

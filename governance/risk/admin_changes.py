@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from assyst.admin_site import site
-from governance.risk import services
+from governance.risk import changes
 from governance.risk.admin_base import AuditHistoryMixin, ServiceFormAdmin, ServiceModelForm, add_service_errors
 from governance.risk.models import Change, Risk
 
@@ -25,15 +25,15 @@ EDITABLE = (Status.DRAFT, Status.ASSESSMENT)
 class ChangeForm(ServiceModelForm):
     class Meta:
         model = Change
-        fields = services.CHANGE_FIELDS
+        fields = changes.CHANGE_FIELDS
 
     def run_service(self) -> Change:
-        data = {f: self.cleaned_data[f] for f in services.CHANGE_FIELDS if f in self.cleaned_data}
+        data = {f: self.cleaned_data[f] for f in changes.CHANGE_FIELDS if f in self.cleaned_data}
         if self.instance._state.adding:
-            return services.change_create(acting_user=self.acting_user, **data)
+            return changes.change_create(acting_user=self.acting_user, **data)
         if not data:
             return self.instance
-        return services.change_update(change=self.instance, acting_user=self.acting_user, **data)
+        return changes.change_update(change=self.instance, acting_user=self.acting_user, **data)
 
 
 # --- step forms: each `run` calls one service ------------------------------------------------------
@@ -45,7 +45,7 @@ class NoteForm(forms.Form):
 
 class SubmitForm(forms.Form):
     def run(self, change: Change, user) -> str:
-        services.change_submit(change=change, acting_user=user)
+        changes.change_submit(change=change, acting_user=user)
         return f"{change.code} submitted for assessment."
 
 
@@ -67,32 +67,32 @@ class AssessForm(forms.Form):
             self.initial.update(summary=assessment.summary, risks=list(assessment.risks.all()))
 
     def run(self, change: Change, user) -> str:
-        assessment = services.change_assess(change=change, acting_user=user, **self.cleaned_data)
+        assessment = changes.change_assess(change=change, acting_user=user, **self.cleaned_data)
         state = "completed" if assessment.is_complete else "saved as draft"
         return f"Risk assessment of {change.code} {state}."
 
 
 class ApproveForm(NoteForm):
     def run(self, change: Change, user) -> str:
-        services.change_approve(change=change, acting_user=user, note=self.cleaned_data["note"])
+        changes.change_approve(change=change, acting_user=user, note=self.cleaned_data["note"])
         return f"{change.code} approved."
 
 
 class RejectForm(NoteForm):
     def run(self, change: Change, user) -> str:
-        services.change_reject(change=change, acting_user=user, note=self.cleaned_data["note"])
+        changes.change_reject(change=change, acting_user=user, note=self.cleaned_data["note"])
         return f"{change.code} rejected."
 
 
 class ImplementForm(forms.Form):
     def run(self, change: Change, user) -> str:
-        services.change_implement(change=change, acting_user=user)
+        changes.change_implement(change=change, acting_user=user)
         return f"{change.code} marked implemented."
 
 
 class ReviewForm(NoteForm):
     def run(self, change: Change, user) -> str:
-        services.change_review(change=change, acting_user=user, note=self.cleaned_data["note"])
+        changes.change_review(change=change, acting_user=user, note=self.cleaned_data["note"])
         return f"Post-implementation review of {change.code} recorded."
 
 
@@ -153,7 +153,7 @@ class ChangeAdmin(AuditHistoryMixin, ServiceFormAdmin):
         if obj is None:
             return ()
         if obj.status not in EDITABLE:
-            return (*self.record_fields, *services.CHANGE_FIELDS)
+            return (*self.record_fields, *changes.CHANGE_FIELDS)
         return self.record_fields
 
     @admin.display(description="assessed", boolean=True)
@@ -243,7 +243,7 @@ class ChangeAdmin(AuditHistoryMixin, ServiceFormAdmin):
                 return JsonResponse({"code": obj.code, "status": obj.status, "errors": errors}, status=400)
         else:
             form = form_class(**kwargs)
-        problems = services.change_approval_problems(obj, request.user) if step == "approve" else []
+        problems = changes.change_approval_problems(obj, request.user) if step == "approve" else []
         context = {
             **self.admin_site.each_context(request),
             "title": f"{title}: {obj.code}",

@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from governance.access.models import User
-from governance.risk import continuity, reviews, services
+from governance.risk import changes, continuity, reviews, services
 from governance.risk.models import ContinuityPlan, OverallRiskReview, Risk
 
 # code, title, category, threat, vulnerability, inherent (L, I), residual (L, I), treatment, controls
@@ -207,7 +207,7 @@ def seed_risk_register(*, owner: User, officer: User, requester: User) -> list[s
     )
 
     now = timezone.now()
-    major = services.change_create(
+    major = changes.change_create(
         acting_user=requester,
         title="Move customer exports to the encrypted object store",
         description="Scheduled exports are written to the new bucket with per-customer keys.",
@@ -216,15 +216,15 @@ def seed_risk_register(*, owner: User, officer: User, requester: User) -> list[s
         planned_end=now + timedelta(days=5, hours=2),
         rollback_plan="Point the exporter back at the SFTP folder; the old files stay for 14 days.",
     )
-    services.change_submit(change=major, acting_user=requester)
-    services.change_assess(
+    changes.change_submit(change=major, acting_user=requester)
+    changes.change_assess(
         change=major,
         acting_user=owner,
         summary="Removes the legacy folder risk; adds a key-management dependency (covered by CTL-007).",
         risks=[risks[14], risks[7]],
     )
-    services.change_approve(change=major, acting_user=officer, note="Assessed; go in the usual window.")
-    services.change_create(
+    changes.change_approve(change=major, acting_user=officer, note="Assessed; go in the usual window.")
+    changes.change_create(
         acting_user=requester,
         title="Monthly operating-system patching",
         description="Standard patch window on the web nodes.",

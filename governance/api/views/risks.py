@@ -15,6 +15,7 @@ from governance.api.pagination import PageParams, page_serializer
 from governance.api.serializers import BoundedDateTimeField, text
 from governance.api.views.base import ApiView
 from governance.api.views.common import IDEMPOTENCY_PARAM, page_response, query_params
+from governance.risk import changes
 from governance.risk import services as risk_services
 from governance.risk.models import Category, Change, Risk
 
@@ -193,7 +194,7 @@ class ChangeList(ApiView):
     def _create(self, request) -> Response:
         body = ChangeCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        change = risk_services.change_create(acting_user=request.user, **body.validated_data)
+        change = changes.change_create(acting_user=request.user, **body.validated_data)
         change = Change.objects.select_related("requester").get(pk=change.pk)
         return Response(
             ChangeSerializer(change).data, status=201, headers={"Location": reverse("api:changes") + f"#{change.pk}"}

@@ -9,7 +9,7 @@ from django.db import models
 class Change(models.Model):
     """A change to the service or its infrastructure.
 
-    The type follows from the stated criteria (services.change_type_for): anything touching
+    The type follows from the stated criteria (changes.change_type_for): anything touching
     customer data, security controls or availability is major; a pre-approved routine
     change with none of those is standard; the rest is normal. A major change cannot be
     approved without a completed risk assessment, and nobody approves their own change.
