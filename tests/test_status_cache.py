@@ -153,3 +153,12 @@ def test_without_the_watcher_every_request_reads_the_shared_version(settings, cl
     assert client.get("/api/v2/status.json").status_code == 200
     cache.set(status_cache.VERSION_KEY, ("elsewhere01", datetime(2031, 1, 1, tzinfo=UTC)), None)
     assert client.get("/api/v2/status.json")["ETag"] == f'"elsewhere01-{datetime.now(UTC):%Y%m%d}"'
+
+
+def test_a_change_whose_message_was_lost_still_arrives_within_the_refresh(redis_url, monkeypatch):
+    monkeypatch.setattr(status_cache, "REFRESH_SECONDS", 0.2)
+    watcher = status_cache.VersionWatcher()
+    assert _wait_for(lambda: watcher.get() is not None), "the watcher never subscribed"
+    silent = ("nomessage01", datetime(2030, 2, 1, tzinfo=UTC))
+    cache.set(status_cache.VERSION_KEY, silent, None)  # written, never published
+    assert _wait_for(lambda: watcher.get() == silent, timeout=3.0)

@@ -10,8 +10,9 @@ With Redis, every web process also holds the current version in memory, kept cur
 by a thread subscribed to a Redis channel that `bump` publishes on (`VersionWatcher`);
 a request then needs no round trip to Redis at all, and `PublicResponseCacheMiddleware`
 answers it from the process's copy of the finished response. The shared cache stays
-the source of truth: the watcher re-reads the version from it after every message and
-on every (re)connect, and while it is not subscribed, requests read the cache as before.
+the source of truth: the watcher re-reads the version from it after every message, on
+every (re)connect and at least every REFRESH_SECONDS, and while it is not subscribed,
+requests read the cache as before.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def _new_version(previous_at: datetime | None) -> tuple[str, datetime]:
 
 
 CHANNEL_KEY = "status:changed"
+# The longest a watcher trusts its copy without re-reading the shared version.
+REFRESH_SECONDS = 5.0
 
 
 def current_version() -> tuple[str, datetime]:
@@ -109,10 +112,14 @@ class VersionWatcher:
             return
         if self._pid == os.getpid() and self._version is not None:
             self._version = current_version()  # this process sees its own change at once
-        try:
-            self._publisher().publish(channel_name(), b"1")
-        except Exception:  # the versioned cache is still right; watchers catch up on reconnect
-            log.warning("Could not publish a status change; web processes re-read on reconnect", exc_info=True)
+        for attempt in (1, 2):
+            try:
+                self._publisher().publish(channel_name(), b"1")
+                return
+            except Exception:  # a broken connection: retry once on a new one
+                self._client = None
+                if attempt == 2:  # watchers still re-read within REFRESH_SECONDS
+                    log.warning("Could not publish a status change", exc_info=True)
 
     def _redis(self):
         import redis
@@ -147,9 +154,11 @@ class VersionWatcher:
                 self._version = current_version()
                 delay = 0.5
                 while True:
-                    message = pubsub.get_message(timeout=5.0)  # also pings the server when idle
-                    if message is not None:
-                        self._version = current_version()
+                    # Re-read after every message and at least every REFRESH_SECONDS: a
+                    # publish that failed, or a message lost in a half-open connection,
+                    # delays a change by seconds at most (get_message also pings when idle).
+                    pubsub.get_message(timeout=REFRESH_SECONDS)
+                    self._version = current_version()
             except Exception:
                 self._version = None
                 log.warning("Status version watcher lost Redis; retrying in %.1f s", delay, exc_info=True)
