@@ -376,9 +376,10 @@ def test_organisation_token_obeys_the_ip_allowlist(client, two_orgs):
         organisation=org_a, defaults={"ip_allowlist": ["203.0.113.0/24"]}
     )
     _, secret = customer_token(org_a, admin_a)
-    r = call(client, "get", "/api/v1/incidents/", secret, REMOTE_ADDR="198.51.100.7")
-    assert_problem(r, 403, "ip_not_allowed")
-    assert AuditEvent.objects.filter(action="orgsecurity.ip_refused", organisation_id=org_a.pk).exists()
+    for _ in range(3):  # a script replaying the token: every call refused, audited once a minute
+        r = call(client, "get", "/api/v1/incidents/", secret, REMOTE_ADDR="198.51.100.7")
+        assert_problem(r, 403, "ip_not_allowed")
+    assert AuditEvent.objects.filter(action="orgsecurity.ip_refused", organisation_id=org_a.pk).count() == 1
     assert call(client, "get", "/api/v1/incidents/", secret, REMOTE_ADDR="203.0.113.9").status_code == 200
     # Staff tokens are not bound by a customer's network rule.
     account = service_account("svc-monitor", "Incident manager")

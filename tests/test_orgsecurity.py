@@ -200,6 +200,20 @@ def test_allowlist_refuses_every_portal_path_from_elsewhere_and_audits(org_a, or
     assert not AuditEvent.objects.filter(action="orgsecurity.ip_refused", organisation_id=org_b.pk).exists()
 
 
+def test_a_replayed_session_cannot_flood_the_audit_trail(org_a, customer_a):
+    set_policy(org_a, ip_allowlist=["203.0.113.0/24"])
+    outside = signed_in(customer_a, REMOTE_ADDR=OUTSIDE)
+    for _ in range(5):
+        assert outside.get(reverse("portal:home")).status_code == 403  # every request refused
+    assert outside.get(reverse("portal:status")).status_code == 403
+    refused = AuditEvent.objects.filter(action="orgsecurity.ip_refused", actor=customer_a)
+    # Once a minute per session, address and path: the home page once, the status page once.
+    assert sorted(e.data["path"] for e in refused) == sorted([reverse("portal:home"), reverse("portal:status")])
+    another_session = signed_in(customer_a, REMOTE_ADDR=OUTSIDE)
+    assert another_session.get(reverse("portal:home")).status_code == 403
+    assert refused.all().count() == 3  # a fresh query: the one above is cached
+
+
 def test_signing_in_from_outside_the_list_leaves_no_session(org_a, customer_a):
     set_policy(org_a, ip_allowlist=["203.0.113.0/24"])
     client = Client(REMOTE_ADDR=OUTSIDE)

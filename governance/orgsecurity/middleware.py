@@ -83,8 +83,15 @@ class OrgSecurityMiddleware:
 
     def _refuse_address(self, request: HttpRequest, refusal, *, sign_out: bool) -> HttpResponse:
         user = request.user
+        session = getattr(request, "session", None)
+        signed_in = session is not None and session.session_key
         services.ip_refused_record(
-            user=user, organisation_id=user.membership.organisation_id, ip=client_ip(request), path=request.path
+            user=user,
+            organisation_id=user.membership.organisation_id,
+            ip=client_ip(request),
+            path=request.path,
+            # A refused write is worth its own event beside the refused reads of the same page.
+            repeat_key=f"session:{session.session_key}:{request.method}" if signed_in else "",
         )
         if sign_out:
             request._orgsec_logout_reason = refusal.code

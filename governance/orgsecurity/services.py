@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -299,7 +301,18 @@ def audit_log_exported(*, organisation: Organisation, acting_user: User, filters
         )
 
 
-def ip_refused_record(*, user: User, organisation_id: int, ip: str | None, path: str) -> None:
+IP_REFUSED_AUDIT_SECONDS = 60
+
+
+def ip_refused_record(*, user: User, organisation_id: int, ip: str | None, path: str, repeat_key: str = "") -> None:
+    """Audit a request refused by the IP allowlist. With `repeat_key` (the session or the
+    token it came with), the same refusal (address and path) is written once a minute, so
+    a script replaying a stolen session or token cannot flood the trail; every request is
+    still refused. Sign-in attempts come without one and are always written."""
+    if repeat_key:
+        digest = hashlib.sha256(f"{repeat_key}|{ip}|{path}".encode()).hexdigest()[:40]
+        if not cache.add(f"orgsec:ip-refused:{digest}", 1, timeout=IP_REFUSED_AUDIT_SECONDS):
+            return
     with transaction.atomic():
         audit_record(
             action="orgsecurity.ip_refused",

@@ -72,7 +72,11 @@ class ApiView(APIView):
             refusal = enforcement.check_request(request._request, request.user)
             if refusal is not None and refusal.code == enforcement.IP_NOT_ALLOWED:
                 ip_refused_record(
-                    user=request.user, organisation_id=token.organisation_id, ip=client_ip(request), path=request.path
+                    user=request.user,
+                    organisation_id=token.organisation_id,
+                    ip=client_ip(request),
+                    path=request.path,
+                    repeat_key=f"token:{token.prefix}",
                 )
                 raise IpNotAllowed(refusal.message)
             # Customer tokens see their organisation only, exactly like the portal (C09).
